@@ -1,0 +1,112 @@
+"""Envelopes, pagination blocks, enums and the timestamp type every resource shares."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+
+T = TypeVar("T")
+
+
+def format_timestamp(value: datetime) -> str:
+    """Render a timestamp as the API writes it: UTC, `Z`, six fraction digits only when there is a fraction."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat() + "Z"
+
+
+def format_period(value: datetime) -> str:
+    """Render an analytics bucket start with milliseconds, as `2025-06-01T00:00:00.000Z`."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+# Parsed by pydantic from any ISO form (the SDK gets aware datetimes); written in the API's form.
+Timestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str, when_used="json")]
+
+
+class WireModel(BaseModel):
+    """Base for wire models: unknown fields from a newer server are kept, not rejected."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Source(StrEnum):
+    """The channel a session came from."""
+
+    APP = "APP"
+    API = "API"
+    WHATSAPP = "WHATSAPP"
+    SLACK = "SLACK"
+    EMAIL = "EMAIL"
+    VOICE = "VOICE"
+    WIDGET = "WIDGET"
+    ACP = "ACP"
+
+
+class Role(StrEnum):
+    """Who wrote a message."""
+
+    user = "user"
+    assistant = "assistant"
+    system = "system"
+    tool = "tool"
+
+
+class CursorPagination(WireModel):
+    """Pagination block of a cursor list."""
+
+    has_more: bool
+    next_cursor: str | None
+    limit: int
+
+
+class OffsetPagination(WireModel):
+    """Pagination block of an offset list."""
+
+    has_more: bool
+    total: int
+    limit: int
+    offset: int
+
+
+class CursorList(WireModel, Generic[T]):
+    """A page of a cursor-paginated list."""
+
+    data: list[T]
+    pagination: CursorPagination
+
+
+class OffsetList(WireModel, Generic[T]):
+    """A page of an offset-paginated list."""
+
+    data: list[T]
+    pagination: OffsetPagination
+
+
+class DataEnvelope(WireModel, Generic[T]):
+    """A single resource."""
+
+    data: T
+
+
+class ErrorBody(BaseModel):
+    """The body of every error."""
+
+    code: str
+    message: str
+
+
+class ErrorEnvelope(BaseModel):
+    """Every non-2xx response: `{"error": {"code", "message"}}`."""
+
+    error: ErrorBody
+
+
+def utc_now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)

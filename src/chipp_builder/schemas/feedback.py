@@ -1,0 +1,35 @@
+"""Feedback: consumers' ratings of messages."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chipp_builder.schemas.common import DataEnvelope, OffsetList, Timestamp, WireModel
+
+
+class Feedback(WireModel):
+    """One rating of one message."""
+
+    id: str
+    session_id: UUID
+    message_id: str
+    consumer_id: UUID | None
+    rating: int
+    message_preview: str | None
+    created_at: Timestamp
+
+
+class FeedbackCreate(BaseModel):
+    """Body of POST /feedback."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message_id: str = Field(min_length=1, max_length=64)
+    rating: int = Field(ge=-1, le=1)
+    consumer_id: UUID | None = None
+
+
+FeedbackList = OffsetList[Feedback]
+FeedbackEnvelope = DataEnvelope[Feedback]

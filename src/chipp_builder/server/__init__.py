@@ -1,0 +1,1 @@
+"""The Builder API server (needs the `server` extra)."""

@@ -1,0 +1,130 @@
+"""create_app(settings): the wiring only: routers, middleware, error handlers and the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from chipp_builder import __version__
+from chipp_builder.errors import (
+    ChippError,
+    InsufficientStorage,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+)
+from chipp_builder.server.config import Settings
+from chipp_builder.server.db.engine import make_engine
+from chipp_builder.server.middleware import QueryAndHeaders
+from chipp_builder.server.params import message_for
+from chipp_builder.server.ratelimit import MemoryCounter, RateLimiter, WindowCounter
+from chipp_builder.server.resources import ROUTERS
+from chipp_builder.server.responses import error_response
+
+log = logging.getLogger("chipp_builder")
+
+DESCRIPTION = """A self-hosted Builder API: read an AI chat app's sessions, messages, consumers, feedback,
+tags, knowledge sources, memories and analytics. Every request carries `Authorization: Bearer chipp_…`;
+every error is `{"error": {"code", "message"}}`."""
+
+
+def make_counter(settings: Settings) -> WindowCounter:
+    """The rate-limit counter the settings ask for: Redis when configured, else this process's memory."""
+    if settings.redis_url:
+        from chipp_builder.server.ratelimit_redis import RedisCounter
+
+        return RedisCounter(settings.redis_url)
+    return MemoryCounter()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI app for these settings (the environment's when none are given)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.limiter.counter.close()
+        await app.state.engine.dispose()
+        if app.state.read_engine is not app.state.engine:
+            await app.state.read_engine.dispose()
+
+    app = FastAPI(
+        title="chipp-builder Builder API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.database_url, timeout_seconds=settings.db_timeout_seconds)
+    app.state.read_engine = (
+        make_engine(settings.database_read_url, timeout_seconds=settings.db_timeout_seconds)
+        if settings.database_read_url
+        else app.state.engine
+    )
+    app.state.limiter = RateLimiter(make_counter(settings), settings.rate_limit)
+    for router in ROUTERS:
+        app.include_router(router)
+    _install_error_handlers(app)
+    app.add_middleware(QueryAndHeaders)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_chipp_error(_request: Request, exc: Exception) -> Any:
+        assert isinstance(exc, ChippError)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return error_response(exc, headers)
+
+    async def on_http_error(_request: Request, exc: Exception) -> Any:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            return error_response(NotFound("Not found"))
+        if exc.status_code == 405:
+            return error_response(MethodNotAllowed("Method not allowed"),
+                                  {"Allow": (exc.headers or {}).get("Allow", "")} if exc.headers else None)
+        if exc.status_code == 413:
+            return error_response(PayloadTooLarge("Request body is too large"))
+        err = ChippError(str(exc.detail))
+        err.status, err.code = exc.status_code, "http_error"
+        return error_response(err)
+
+    async def on_validation_error(_request: Request, exc: Exception) -> Any:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        if not errors:
+            return error_response(InvalidRequest("Invalid request"))
+        loc = [str(part) for part in errors[0].get("loc", ())]
+        if loc and loc[0] == "body":
+            field = ".".join(loc[1:]) or "body"
+            return error_response(InvalidRequest(f"{field}: {errors[0].get('msg', 'is invalid')}"))
+        return error_response(InvalidRequest(message_for(loc[-1] if loc else "request")))
+
+    async def on_database_error(_request: Request, exc: Exception) -> Any:
+        if "database or disk is full" in str(exc):
+            return error_response(InsufficientStorage("The server is out of storage"))
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return error_response(ServiceUnavailable("The database is unavailable; retry shortly"))
+
+    async def on_unexpected(_request: Request, exc: Exception) -> Any:
+        log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+        return error_response(InternalError("Internal server error"))
+
+    app.add_exception_handler(ChippError, on_chipp_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    for db_error in (OperationalError, InterfaceError, ConnectionError, TimeoutError, OSError):
+        app.add_exception_handler(db_error, on_database_error)
+    app.add_exception_handler(DBAPIError, on_unexpected)
+    app.add_exception_handler(Exception, on_unexpected)

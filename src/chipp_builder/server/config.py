@@ -1,0 +1,25 @@
+"""Server settings: the only place that reads the environment (CHIPP_ prefix)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///chipp-builder.db"
+
+
+class Settings(BaseSettings):
+    """Everything the server can be told; every field is documented in docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="CHIPP_", extra="ignore")
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLite file (default) or postgresql:// URL.")
+    database_read_url: str | None = Field(None, description="Optional replica that GET requests read from.")
+    redis_url: str | None = Field(None, description="When set, the rate limit is shared through Redis.")
+    rate_limit: int = Field(120, ge=1, description="Requests per minute per API key.")
+    admin_token: str | None = Field(None, description="Enables the management endpoints when set.")
+    trusted_client_ip_header: str | None = Field(
+        None, description="Header (e.g. X-Forwarded-For) to read the client address from behind a proxy."
+    )
+    max_body_bytes: int = Field(1024 * 1024, description="Largest accepted request body.")
+    db_timeout_seconds: float = Field(5.0, description="Connect and statement timeout for the database.")

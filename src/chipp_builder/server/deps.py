@@ -1,0 +1,92 @@
+"""Request dependencies: the database connection and the authentication pipeline
+(key, rate limit, app match, scope, repeated parameters), in the order SPEC section 1 gives."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chipp_builder.errors import ChippError, InvalidRequest, RateLimited
+from chipp_builder.server.auth import KeyIdentity, authenticate, check_app
+from chipp_builder.server.params import message_for
+
+
+async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A connection for reading, from the replica when one is configured."""
+    async with request.app.state.read_engine.connect() as connection:
+        yield connection
+
+
+async def write_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A connection to the primary, inside a transaction committed when the route returns normally."""
+    async with request.app.state.engine.begin() as connection:
+        yield connection
+
+
+ReadConn = Annotated[AsyncConnection, Depends(read_connection)]
+WriteConn = Annotated[AsyncConnection, Depends(write_connection)]
+
+
+def client_address(request: Request) -> str:
+    """The caller's address: from the configured trusted proxy header, else the socket peer."""
+    header = request.app.state.settings.trusted_client_ip_header
+    if header:
+        forwarded = request.headers.get(header)
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.client.host if request.client else "unknown"
+
+
+def _reject_repeated_parameters(request: Request) -> None:
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    params = request.query_params
+    for param in dependant.query_params:
+        name = param.alias or param.name
+        if len(params.getlist(name)) > 1:
+            raise InvalidRequest(f"{name} must be given at most once; {message_for(name)}")
+
+
+async def _identify(request: Request, db: AsyncConnection, resource: str, level: str) -> KeyIdentity:
+    limiter = request.app.state.limiter
+    try:
+        identity = await authenticate(db, request.headers.get("authorization"))
+    except ChippError:
+        # Failed authentications are limited per address, so the key space cannot be scanned quickly.
+        decision = await limiter.check("addr:" + client_address(request))
+        if not decision.allowed:
+            raise RateLimited("Rate limit exceeded", retry_after=decision.retry_after) from None
+        raise
+    decision = await limiter.check("key:" + str(identity.key_id))
+    if not decision.allowed:
+        raise RateLimited("Rate limit exceeded", retry_after=decision.retry_after)
+    request.state.ratelimit_headers = decision.headers()
+    check_app(identity, request.path_params.get("app_id", ""))
+    identity.require(resource, level)
+    _reject_repeated_parameters(request)
+    return identity
+
+
+def require(resource: str, level: str = "read") -> Callable[..., Coroutine[Any, Any, KeyIdentity]]:
+    """A dependency that authenticates the caller for `level` access to `resource` of the path's app."""
+
+    async def identity(request: Request, db: ReadConn) -> KeyIdentity:
+        return await _identify(request, db, resource, level)
+
+    identity.__name__ = f"require_{level}_{resource}"
+    return identity
+
+
+def require_write(resource: str) -> Callable[..., Coroutine[Any, Any, KeyIdentity]]:
+    """Authenticate for writing: the key lookup reads from the primary, as the write will."""
+
+    async def identity(request: Request, db: WriteConn) -> KeyIdentity:
+        return await _identify(request, db, resource, "write")
+
+    identity.__name__ = f"require_write_{resource}"
+    return identity

@@ -1,0 +1,76 @@
+"""Cursor encoding and decoding, the keyset predicate every cursor list uses, and page assembly."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, or_
+
+from chipp_builder.errors import InvalidRequest
+
+INVALID_CURSOR = "Invalid cursor"
+
+
+def encode_cursor(row_id: str, at: datetime, kind: str) -> str:
+    """An opaque cursor: base64url of `{"id", "at", "k"}`: the last row's id, its sort time and the list kind."""
+    stamp = at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+    raw = json.dumps({"id": row_id, "at": stamp, "k": kind}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, kind: str) -> tuple[str, datetime]:
+    """The (id, sort time) a cursor carries; a 400 for anything that did not come from this list."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        row_id, stamp, cursor_kind = payload["id"], payload["at"], payload["k"]
+        if not isinstance(row_id, str) or not isinstance(stamp, str) or cursor_kind != kind:
+            raise ValueError
+        at = datetime.fromisoformat(stamp)
+        if at.tzinfo is not None or not (1 <= len(row_id) <= 64):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error, RecursionError):
+        raise InvalidRequest(INVALID_CURSOR) from None
+    return row_id, at.replace(tzinfo=UTC)
+
+
+def keyset_after(
+    query: Select[Any], at_column: Any, id_column: Any, after: tuple[Any, datetime] | None, *, descending: bool
+) -> Select[Any]:
+    """Order by (time, id) and, given the last row seen, keep only the rows after it: O(page), not O(depth)."""
+    if descending:
+        query = query.order_by(at_column.desc(), id_column.desc())
+    else:
+        query = query.order_by(at_column.asc(), id_column.asc())
+    if after is None:
+        return query
+    last_id, last_at = after
+    predicate: ColumnElement[bool]
+    if descending:
+        predicate = or_(at_column < last_at, and_(at_column == last_at, id_column < last_id))
+    else:
+        predicate = or_(at_column > last_at, and_(at_column == last_at, id_column > last_id))
+    return query.where(predicate)
+
+
+def cursor_page(
+    rows: Sequence[dict[str, Any]], limit: int, kind: str, at_field: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Split `limit + 1` fetched rows into the page and its pagination block."""
+    has_more = len(rows) > limit
+    data = list(rows[:limit])
+    next_cursor = None
+    if has_more:
+        last = data[-1]
+        next_cursor = encode_cursor(str(last["id"]), last[at_field], kind)
+    return data, {"has_more": has_more, "next_cursor": next_cursor, "limit": limit}
+
+
+def offset_pagination(total: int, limit: int, offset: int, returned: int) -> dict[str, Any]:
+    """The pagination block of an offset list."""
+    return {"has_more": offset + returned < total, "total": total, "limit": limit, "offset": offset}

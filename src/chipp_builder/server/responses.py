@@ -1,0 +1,56 @@
+"""Rendering: JSON bodies through orjson (timestamps as `…Z`, UUIDs as strings), and the error envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Response
+
+from chipp_builder.errors import ChippError, InternalError
+from chipp_builder.schemas.common import ErrorEnvelope
+
+_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
+def dumps(body: Any) -> bytes:
+    """Serialize a response body in the API's representation."""
+    return orjson.dumps(body, option=_OPTIONS)
+
+
+class JSONBody(Response):
+    """A JSON response rendered with orjson."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+def json_response(body: Any, status_code: int = 200) -> Response:
+    """A JSON response with the body already in wire shape."""
+    return Response(dumps(body), status_code=status_code, media_type="application/json")
+
+
+def error_response(error: ChippError, headers: dict[str, str] | None = None) -> Response:
+    """The one error envelope every non-2xx response uses."""
+    return Response(dumps(error.to_body()), status_code=error.status, media_type="application/json",
+                    headers=headers)
+
+
+def _doc(description: str) -> dict[str, Any]:
+    return {"model": ErrorEnvelope, "description": description}
+
+
+# Documented on every app route (OpenAPI), so clients and the contract fuzzer know every status we send.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _doc("Invalid request parameters (`invalid_request`)."),
+    401: _doc("Missing, malformed, unknown, revoked (`unauthorized`) or expired (`expired`) API key."),
+    403: _doc("The key does not match the app, or lacks the scope (`forbidden`)."),
+    404: _doc("Not found in this app (`not_found`)."),
+    429: _doc("Rate limit exceeded (`rate_limited`); see `Retry-After`."),
+    500: _doc("Server fault (`internal_error`)."),
+    503: _doc("The database cannot be reached (`service_unavailable`)."),
+}
+
+__all__ = ["ERROR_RESPONSES", "InternalError", "JSONBody", "dumps", "error_response", "json_response"]
