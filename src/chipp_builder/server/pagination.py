@@ -74,3 +74,24 @@ def cursor_page(
 def offset_pagination(total: int, limit: int, offset: int, returned: int) -> dict[str, Any]:
     """The pagination block of an offset list."""
     return {"has_more": offset + returned < total, "total": total, "limit": limit, "offset": offset}
+
+
+async def fetch_offset_page(
+    db: Any,
+    columns: Sequence[Any],
+    table: Any,
+    conditions: Sequence[Any],
+    order_by: Sequence[Any],
+    limit: int,
+    offset: int,
+    select_from: Any = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Run an offset list: the exact total of the filtered set and one page of rows as dicts."""
+    from sqlalchemy import func, select
+
+    total = (await db.execute(select(func.count()).select_from(table).where(*conditions))).scalar_one()
+    if offset >= total:
+        return [], total
+    query = select(*columns).select_from(select_from if select_from is not None else table).where(*conditions)
+    rows = (await db.execute(query.order_by(*order_by).limit(limit).offset(offset))).mappings().all()
+    return [dict(row) for row in rows], total

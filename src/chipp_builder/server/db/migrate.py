@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from pathlib import Path
 
 from alembic import command
@@ -20,8 +21,15 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database's schema up to `revision` (head by default)."""
-    command.upgrade(alembic_config(database_url), revision)
+    """Bring the database's schema up to `revision` (head by default); callable with or without a running loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(alembic_config(database_url), revision)
+        return
+    # env.py runs its own event loop, which cannot nest in a running one: block on a worker thread instead.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(command.upgrade, alembic_config(database_url), revision).result()
 
 
 async def upgrade_async(database_url: str, revision: str = "head") -> None:

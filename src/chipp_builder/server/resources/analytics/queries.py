@@ -1,0 +1,66 @@
+"""SQL for analytics: per-day counts over the raw rows (the reference path)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Date, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chipp_builder.server.db.tables import message, session
+
+
+def _day(column: Any, dialect: str) -> Any:
+    """The UTC calendar day of a timestamp column, on either backend."""
+    if dialect == "sqlite":
+        return func.substr(column, 1, 10)  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC
+    return cast(func.timezone("UTC", column), Date)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _range(column: Any, after: datetime | None, before: datetime | None) -> list[Any]:
+    conditions = []
+    if after is not None:
+        conditions.append(column > after)
+    if before is not None:
+        conditions.append(column < before)
+    return conditions
+
+
+async def usage_by_day(
+    db: AsyncConnection, app_id: UUID, after: datetime | None, before: datetime | None
+) -> tuple[dict[date, dict[str, int]], int]:
+    """Sessions (by started_at) and messages (by created_at) per UTC day, and the distinct consumers."""
+    dialect = db.dialect.name
+    per_day: dict[date, dict[str, int]] = defaultdict(lambda: {"session_count": 0, "message_count": 0})
+    s_day = _day(session.c.started_at, dialect).label("day")
+    session_where = [session.c.app_id == app_id, *_range(session.c.started_at, after, before)]
+    for row in (await db.execute(select(s_day, func.count()).where(*session_where).group_by(s_day))).all():
+        per_day[_as_date(row[0])]["session_count"] = row[1]
+    m_day = _day(message.c.created_at, dialect).label("day")
+    message_where = [message.c.app_id == app_id, *_range(message.c.created_at, after, before)]
+    for row in (await db.execute(select(m_day, func.count()).where(*message_where).group_by(m_day))).all():
+        per_day[_as_date(row[0])]["message_count"] = row[1]
+    unique = (
+        await db.execute(select(func.count(func.distinct(session.c.consumer_id))).where(*session_where))
+    ).scalar_one()
+    return dict(per_day), unique
+
+
+async def tokens_by_day_and_model(
+    db: AsyncConnection, app_id: UUID, after: datetime | None, before: datetime | None
+) -> list[tuple[date, str | None, int, int]]:
+    """(day, model, total_tokens, message_count) for every day and model with messages in the range."""
+    m_day = _day(message.c.created_at, db.dialect.name)
+    query = (
+        select(m_day.label("day"), message.c.model, func.coalesce(func.sum(message.c.token_count), 0), func.count())
+        .where(message.c.app_id == app_id, *_range(message.c.created_at, after, before))
+        .group_by(m_day, message.c.model)
+    )
+    return [(_as_date(r[0]), r[1], int(r[2]), int(r[3])) for r in (await db.execute(query)).all()]

@@ -1,0 +1,86 @@
+"""HTTP routes for usage and token-usage analytics."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Query
+from fastapi.responses import Response
+
+from chipp_builder.schemas.analytics import GroupBy, TokenUsageEnvelope, UsageEnvelope
+from chipp_builder.schemas.common import format_period
+from chipp_builder.server.auth import KeyIdentity
+from chipp_builder.server.deps import ReadConn, require
+from chipp_builder.server.params import TimestampValue
+from chipp_builder.server.resources.analytics import queries
+from chipp_builder.server.resources.analytics.buckets import bucket_range, sum_into_buckets
+from chipp_builder.server.resources.common import AppIdPath, app_router
+from chipp_builder.server.responses import json_response
+
+router = app_router("analytics")
+AnalyticsReader = Annotated[KeyIdentity, Depends(require("analytics"))]
+After = Annotated[TimestampValue, Query(description="Count activity strictly after this time (default: all time).")]
+Before = Annotated[TimestampValue, Query(description="Count activity strictly before this time.")]
+Grouping = Annotated[GroupBy, Query(description="Bucket size: day (UTC), week (from Monday) or month.")]
+
+
+def _period(day: date) -> str:
+    return format_period(datetime(day.year, day.month, day.day, tzinfo=UTC))
+
+
+def _series(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**row, "period": _period(row["period"])} for row in rows]
+
+
+@router.get("/analytics/usage", response_model=UsageEnvelope)
+async def get_usage(
+    app_id: AppIdPath,
+    key: AnalyticsReader,
+    db: ReadConn,
+    started_after: After = None,
+    started_before: Before = None,
+    group_by: Grouping = GroupBy.day,
+) -> Response:
+    """Sessions, unique consumers and messages over time."""
+    per_day, unique = await queries.usage_by_day(db, key.app_id, started_after, started_before)
+    starts = bucket_range(started_after, started_before, per_day.keys(), group_by.value)
+    series = sum_into_buckets(per_day, starts, group_by.value, ("session_count", "message_count"))
+    summary = {
+        "total_sessions": sum(d["session_count"] for d in per_day.values()),
+        "unique_consumers": unique,
+        "total_messages": sum(d["message_count"] for d in per_day.values()),
+    }
+    return json_response({"data": {"summary": summary, "timeseries": _series(series)}})
+
+
+@router.get("/analytics/token-usage", response_model=TokenUsageEnvelope)
+async def get_token_usage(
+    app_id: AppIdPath,
+    key: AnalyticsReader,
+    db: ReadConn,
+    started_after: After = None,
+    started_before: Before = None,
+    group_by: Grouping = GroupBy.day,
+) -> Response:
+    """Token consumption by model and over time."""
+    rows = await queries.tokens_by_day_and_model(db, key.app_id, started_after, started_before)
+    per_day: dict[date, dict[str, int]] = defaultdict(lambda: {"total_tokens": 0, "message_count": 0})
+    per_model: dict[str | None, dict[str, int]] = defaultdict(lambda: {"total_tokens": 0, "message_count": 0})
+    for day, model, tokens, count in rows:
+        per_day[day]["total_tokens"] += tokens
+        per_day[day]["message_count"] += count
+        per_model[model]["total_tokens"] += tokens
+        per_model[model]["message_count"] += count
+    starts = bucket_range(started_after, started_before, per_day.keys(), group_by.value)
+    series = sum_into_buckets(per_day, starts, group_by.value, ("total_tokens", "message_count"))
+    by_model = sorted(
+        ({"model": model, **counts} for model, counts in per_model.items()),
+        key=lambda m: (-m["total_tokens"], m["model"] is None, m["model"] or ""),
+    )
+    summary = {
+        "total_tokens": sum(m["total_tokens"] for m in by_model),
+        "message_count": sum(m["message_count"] for m in by_model),
+    }
+    return json_response({"data": {"summary": summary, "by_model": by_model, "timeseries": _series(series)}})

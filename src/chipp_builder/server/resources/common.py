@@ -1,0 +1,29 @@
+"""What every resource router shares: the app base path and its documented error responses."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from chipp_builder.server.responses import ERROR_RESPONSES
+
+APP_BASE = "/api/v1/apps/{app_id}"
+
+# Declared as text so that a non-UUID app id gets the documented 403, not a validation error.
+AppIdPath = Annotated[str, Path(description="The application's id (a UUID).", max_length=64)]
+
+
+def app_router(tag: str) -> APIRouter:
+    """A router under the app base path, with the error responses documented."""
+    return APIRouter(prefix=APP_BASE, tags=[tag], responses=ERROR_RESPONSES)
+
+
+def as_uuid_or_none(text: str):  # type: ignore[no-untyped-def]
+    """A path id as a UUID, or None when it is not one (then the resource is simply not found)."""
+    from uuid import UUID
+
+    try:
+        return UUID(text)
+    except ValueError:
+        return None

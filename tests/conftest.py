@@ -1,0 +1,125 @@
+"""Shared fixtures: a migrated database on every backend, the ASGI app over it, and an HTTP client.
+
+SQLite always runs. PostgreSQL runs when CHIPP_TEST_POSTGRES_URL is set (CI sets it and fails when the
+server cannot be reached); on a laptop without it those cases skip with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from chipp_builder.server.app import create_app
+from chipp_builder.server.config import Settings
+from chipp_builder.server.db.engine import make_engine
+from chipp_builder.server.db.migrate import upgrade
+from chipp_builder.server.db.tables import metadata
+
+POSTGRES_URL = os.environ.get("CHIPP_TEST_POSTGRES_URL")
+REDIS_URL = os.environ.get("CHIPP_TEST_REDIS_URL")
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _require_service(name: str, url: str | None) -> str:
+    if url:
+        return url
+    if IN_CI:
+        pytest.fail(f"{name} is required in CI: set CHIPP_TEST_{name.upper()}_URL (.ci/run does)")
+    pytest.skip(f"{name} not configured: set CHIPP_TEST_{name.upper()}_URL to run these cases")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file migrated once; each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, migrated once, dropped at the end."""
+    base = _require_service("postgres", POSTGRES_URL)
+    name = f"chipp_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        asyncio.run(_admin(base, f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server is the same verdict
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {base} is unreachable in CI: {exc}")
+        pytest.skip(f"PostgreSQL at {base} is unreachable: {exc}")
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    asyncio.run(_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _truncate_all(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+            await conn.execute(text(f"TRUNCATE {names} CASCADE"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend a test runs on."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated database of the test's backend."""
+    if backend == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "test.db"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_database")
+    await _truncate_all(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Settings for a test app: its own database, a limit high enough not to interfere."""
+    return Settings(database_url=database_url, rate_limit=100_000)
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[Any]:
+    """The ASGI app over the test database."""
+    app = create_app(settings)
+    yield app
+    await app.state.limiter.counter.close()
+    await app.state.engine.dispose()
+
+
+@pytest.fixture
+async def api(server: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client that talks to the app in-process."""
+    transport = httpx.ASGITransport(app=server, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
