@@ -7,6 +7,7 @@ server cannot be reached); on a laptop without it those cases skip with the reas
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import uuid
@@ -46,7 +47,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-async def _admin(url: str, statement: str) -> None:
+async def _admin_async(url: str, statement: str) -> None:
     engine = make_engine(url)
     try:
         async with engine.connect() as conn:
@@ -56,13 +57,19 @@ async def _admin(url: str, statement: str) -> None:
         await engine.dispose()
 
 
+def _admin(url: str, statement: str) -> None:
+    """Run one statement outside any transaction, from sync code even while an event loop runs."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, _admin_async(url, statement)).result()
+
+
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, migrated once, dropped at the end."""
     base = _require_service("postgres", POSTGRES_URL)
     name = f"chipp_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     try:
-        asyncio.run(_admin(base, f'CREATE DATABASE "{name}"'))
+        _admin(base, f'CREATE DATABASE "{name}"')
     except Exception as exc:  # noqa: BLE001 - any failure to reach the server is the same verdict
         if IN_CI:
             pytest.fail(f"PostgreSQL at {base} is unreachable in CI: {exc}")
@@ -70,7 +77,7 @@ def postgres_database() -> Iterator[str]:
     url = make_url(base).set(database=name).render_as_string(hide_password=False)
     upgrade(url)
     yield url
-    asyncio.run(_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _truncate_all(url: str) -> None:

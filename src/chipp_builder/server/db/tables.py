@@ -28,6 +28,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 
+# String ids sort bytewise on every backend, so pages come in the same order on SQLite and PostgreSQL
+# whatever the PostgreSQL database's default collation is.
+IdString = String(64).with_variant(String(64, collation="C"), "postgresql")
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -129,7 +133,7 @@ message = Table(
     "message",
     metadata,
     Column("app_id", Uuid, ForeignKey("app.id", ondelete="CASCADE"), nullable=False),
-    Column("id", String(64), nullable=False),
+    Column("id", IdString, nullable=False),
     Column("session_id", Uuid, ForeignKey("session.id", ondelete="CASCADE"), nullable=False),
     Column("role", String(16), nullable=False),
     Column("content", Text, nullable=False),
@@ -163,7 +167,7 @@ message_tag = Table(
     "message_tag",
     metadata,
     Column("app_id", Uuid, nullable=False),
-    Column("message_id", String(64), nullable=False),
+    Column("message_id", IdString, nullable=False),
     Column("tag_id", Uuid, ForeignKey("tag.id", ondelete="CASCADE"), nullable=False),
     PrimaryKeyConstraint("app_id", "message_id", "tag_id"),
     ForeignKeyConstraint(["app_id", "message_id"], ["message.app_id", "message.id"], ondelete="CASCADE"),
@@ -174,10 +178,10 @@ feedback = Table(
     "feedback",
     metadata,
     Column("app_id", Uuid, ForeignKey("app.id", ondelete="CASCADE"), nullable=False),
-    Column("id", String(64), nullable=False),
+    Column("id", IdString, nullable=False),
     Column("session_id", Uuid, nullable=False),
     # No foreign key: a rating outlives its message (then message_preview is null).
-    Column("message_id", String(64), nullable=False),
+    Column("message_id", IdString, nullable=False),
     Column("consumer_id", Uuid, nullable=True),
     Column("rating", SmallInteger, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -192,7 +196,7 @@ knowledge_source = Table(
     "knowledge_source",
     metadata,
     Column("app_id", Uuid, ForeignKey("app.id", ondelete="CASCADE"), nullable=False),
-    Column("id", String(64), nullable=False),
+    Column("id", IdString, nullable=False),
     Column("name", Text, nullable=False),
     Column("type", String(32), nullable=False),
     Column("status", String(32), nullable=False),
@@ -212,14 +216,14 @@ memory = Table(
     "memory",
     metadata,
     Column("app_id", Uuid, ForeignKey("app.id", ondelete="CASCADE"), nullable=False),
-    Column("id", String(64), nullable=False),
+    Column("id", IdString, nullable=False),
     Column("consumer_id", Uuid, nullable=True),
     Column("external_user_id", String(200), nullable=True),
     Column("content", Text, nullable=False),
     Column("memory_type", String(32), nullable=False),
     Column("memory_layer", String(32), nullable=False),
     Column("confidence", Float, nullable=False, default=0.0),
-    Column("source_message_id", String(64), nullable=True),
+    Column("source_message_id", IdString, nullable=True),
     Column("session_id", Uuid, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

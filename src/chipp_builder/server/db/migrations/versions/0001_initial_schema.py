@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 17:49:38.835825
+Create Date: 2026-11-22
 """
 
 from collections.abc import Sequence
@@ -69,9 +69,9 @@ def upgrade() -> None:
 
     op.create_table('feedback',
     sa.Column('app_id', sa.Uuid(), nullable=False),
-    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('id', sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"), nullable=False),
     sa.Column('session_id', sa.Uuid(), nullable=False),
-    sa.Column('message_id', sa.String(length=64), nullable=False),
+    sa.Column('message_id', sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"), nullable=False),
     sa.Column('consumer_id', sa.Uuid(), nullable=True),
     sa.Column('rating', sa.SmallInteger(), nullable=False),
     sa.Column('created_at', chipp_builder.server.db.tables.UTCDateTime(timezone=True), nullable=False),
@@ -86,7 +86,7 @@ def upgrade() -> None:
 
     op.create_table('knowledge_source',
     sa.Column('app_id', sa.Uuid(), nullable=False),
-    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('id', sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"), nullable=False),
     sa.Column('name', sa.Text(), nullable=False),
     sa.Column('type', sa.String(length=32), nullable=False),
     sa.Column('status', sa.String(length=32), nullable=False),
@@ -106,14 +106,14 @@ def upgrade() -> None:
 
     op.create_table('memory',
     sa.Column('app_id', sa.Uuid(), nullable=False),
-    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('id', sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"), nullable=False),
     sa.Column('consumer_id', sa.Uuid(), nullable=True),
     sa.Column('external_user_id', sa.String(length=200), nullable=True),
     sa.Column('content', sa.Text(), nullable=False),
     sa.Column('memory_type', sa.String(length=32), nullable=False),
     sa.Column('memory_layer', sa.String(length=32), nullable=False),
     sa.Column('confidence', sa.Float(), nullable=False),
-    sa.Column('source_message_id', sa.String(length=64), nullable=True),
+    sa.Column('source_message_id', sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"), nullable=True),
     sa.Column('session_id', sa.Uuid(), nullable=True),
     sa.Column('created_at', chipp_builder.server.db.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', chipp_builder.server.db.tables.UTCDateTime(timezone=True), nullable=False),
@@ -162,7 +162,7 @@ def upgrade() -> None:
 
     op.create_table('message',
     sa.Column('app_id', sa.Uuid(), nullable=False),
-    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('id', sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"), nullable=False),
     sa.Column('session_id', sa.Uuid(), nullable=False),
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('content', sa.Text(), nullable=False),
@@ -185,7 +185,7 @@ def upgrade() -> None:
 
     op.create_table('message_tag',
     sa.Column('app_id', sa.Uuid(), nullable=False),
-    sa.Column('message_id', sa.String(length=64), nullable=False),
+    sa.Column('message_id', sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"), nullable=False),
     sa.Column('tag_id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['app_id', 'message_id'], ['message.app_id', 'message.id'], name=op.f('fk_message_tag_app_id_message'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['tag_id'], ['tag.id'], name=op.f('fk_message_tag_tag_id_tag'), ondelete='CASCADE'),
@@ -195,6 +195,11 @@ def upgrade() -> None:
         batch_op.create_index('ix_message_tag_tag', ['tag_id'], unique=False)
 
     # ### end Alembic commands ###
+    if op.get_bind().dialect.name == "postgresql":
+        # Substring search over casefolded text: trigram GIN indexes make LIKE '%x%' fast at scale.
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        op.execute("CREATE INDEX ix_session_title_trgm ON session USING gin (title_folded gin_trgm_ops)")
+        op.execute("CREATE INDEX ix_consumer_search_trgm ON consumer USING gin (search_folded gin_trgm_ops)")
 
 
 def downgrade() -> None:
