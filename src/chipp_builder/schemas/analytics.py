@@ -69,5 +69,9 @@ class TokenUsage(WireModel):
     timeseries: list[TokenPoint]
 
 
-UsageEnvelope = DataEnvelope[Usage]
-TokenUsageEnvelope = DataEnvelope[TokenUsage]
+class UsageEnvelope(DataEnvelope[Usage]):
+    """Usage analytics."""
+
+
+class TokenUsageEnvelope(DataEnvelope[TokenUsage]):
+    """Token-usage analytics."""

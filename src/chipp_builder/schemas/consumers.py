@@ -24,5 +24,9 @@ class Consumer(WireModel):
     updated_at: Timestamp
 
 
-ConsumerList = OffsetList[Consumer]
-ConsumerEnvelope = DataEnvelope[Consumer]
+class ConsumerList(OffsetList[Consumer]):
+    """A page of consumers."""
+
+
+class ConsumerEnvelope(DataEnvelope[Consumer]):
+    """One consumer."""

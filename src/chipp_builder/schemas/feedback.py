@@ -31,5 +31,9 @@ class FeedbackCreate(BaseModel):
     consumer_id: UUID | None = None
 
 
-FeedbackList = OffsetList[Feedback]
-FeedbackEnvelope = DataEnvelope[Feedback]
+class FeedbackList(OffsetList[Feedback]):
+    """A page of feedback."""
+
+
+class FeedbackEnvelope(DataEnvelope[Feedback]):
+    """One rating."""

@@ -48,4 +48,5 @@ class KnowledgeSource(WireModel):
     updated_at: Timestamp
 
 
-KnowledgeSourceList = OffsetList[KnowledgeSource]
+class KnowledgeSourceList(OffsetList[KnowledgeSource]):
+    """A page of knowledge sources."""

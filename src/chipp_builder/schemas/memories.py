@@ -42,4 +42,5 @@ class Memory(WireModel):
     updated_at: Timestamp
 
 
-MemoryList = OffsetList[Memory]
+class MemoryList(OffsetList[Memory]):
+    """A page of memories."""

@@ -82,6 +82,13 @@ class Message(WireModel):
     tool_results: list[ToolResult] | None = None
 
 
-SessionList = CursorList[Session]
-SessionEnvelope = DataEnvelope[Session]
-MessageList = CursorList[Message]
+class SessionList(CursorList[Session]):
+    """A page of sessions."""
+
+
+class SessionEnvelope(DataEnvelope[Session]):
+    """One session."""
+
+
+class MessageList(CursorList[Message]):
+    """A page of messages."""

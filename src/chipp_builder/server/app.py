@@ -27,6 +27,7 @@ from chipp_builder.errors import (
 from chipp_builder.server.config import Settings
 from chipp_builder.server.db.engine import make_engine
 from chipp_builder.server.middleware import QueryAndHeaders
+from chipp_builder.server.openapi import install_openapi
 from chipp_builder.server.params import message_for
 from chipp_builder.server.ratelimit import MemoryCounter, RateLimiter, WindowCounter
 from chipp_builder.server.resources import ROUTERS
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     _install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(QueryAndHeaders)
     return app
 
