@@ -16,10 +16,20 @@ class Settings(BaseSettings):
     database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLite file (default) or postgresql:// URL.")
     database_read_url: str | None = Field(None, description="Optional replica that GET requests read from.")
     redis_url: str | None = Field(None, description="When set, the rate limit is shared through Redis.")
+    redis_prefix: str = Field(
+        "chipp:ratelimit:",
+        description="Prefix of the rate-limit keys in Redis, so several deployments can share one Redis.",
+    )
     rate_limit: int = Field(120, ge=1, description="Requests per minute per API key.")
     admin_token: str | None = Field(None, description="Enables the management endpoints when set.")
     trusted_client_ip_header: str | None = Field(
         None, description="Header (e.g. X-Forwarded-For) to read the client address from behind a proxy."
     )
     max_body_bytes: int = Field(1024 * 1024, description="Largest accepted request body.")
+    clock_skew_seconds: float = Field(
+        60.0, ge=0, description="How far in the future a written timestamp may be (clients' clocks drift)."
+    )
+    consumer_token_ttl_seconds: int = Field(
+        3600, ge=60, le=86400, description="Lifetime of the tokens POST /consumers/auth issues."
+    )
     db_timeout_seconds: float = Field(5.0, description="Connect and statement timeout for the database.")

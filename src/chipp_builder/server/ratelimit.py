@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
 from typing import Protocol
 
 WINDOW_SECONDS = 60
+
+log = logging.getLogger("chipp_builder.ratelimit")
+
+
+class CounterUnavailable(Exception):
+    """A shared counter could not be reached; the caller may count elsewhere."""
 
 
 class WindowCounter(Protocol):
@@ -30,6 +37,7 @@ class MemoryCounter:
         self._window = 0
 
     async def hit(self, key: str, window: int, ttl: int) -> int:
+        """Count one request of `key` in `window` in this process and return the count so far."""
         if window != self._window:
             # A new window: forget the ones that can no longer be asked about.
             self._counts = {k: v for k, v in self._counts.items() if k[1] >= window}
@@ -39,7 +47,59 @@ class MemoryCounter:
         return count
 
     async def close(self) -> None:
+        """Forget every count."""
         self._counts.clear()
+
+
+class FallbackCounter:
+    """A shared counter that degrades to a local one while it is unreachable, and returns to it by itself.
+
+    Policy: a request must never fail or stall because the shared counter is down, so while it is, this
+    process counts its own window (the limit then holds per process, not across them). One warning is
+    logged when the shared counter is lost and one info line when it is back. While it is down, one
+    request per `retry_seconds` probes it; every other request goes straight to the local counter, so an
+    outage costs at most one socket timeout per process per retry period.
+    """
+
+    def __init__(self, primary: WindowCounter, fallback: WindowCounter, retry_seconds: float = 5.0) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.retry_seconds = retry_seconds
+        self._retry_at: float | None = None  # None while the primary is healthy
+
+    @property
+    def degraded(self) -> bool:
+        """Whether requests are being counted locally because the primary is unreachable."""
+        return self._retry_at is not None
+
+    async def hit(self, key: str, window: int, ttl: int) -> int:
+        """Count on the primary when it answers, else locally."""
+        now = time.monotonic()
+        if self._retry_at is not None:
+            if now < self._retry_at:
+                return await self.fallback.hit(key, window, ttl)
+            # This request is the probe; push the next one out so concurrent requests do not all wait.
+            self._retry_at = now + self.retry_seconds
+        try:
+            count = await self.primary.hit(key, window, ttl)
+        except CounterUnavailable as exc:
+            if self._retry_at is None:
+                log.warning(
+                    "rate-limit counter unreachable (%s); counting per process until it returns", exc
+                )
+            self._retry_at = time.monotonic() + self.retry_seconds
+            return await self.fallback.hit(key, window, ttl)
+        if self._retry_at is not None:
+            self._retry_at = None
+            log.info("rate-limit counter reachable again; counting shared windows")
+        return count
+
+    async def close(self) -> None:
+        """Close both counters."""
+        try:
+            await self.primary.close()
+        finally:
+            await self.fallback.close()
 
 
 @dataclass(frozen=True, slots=True)

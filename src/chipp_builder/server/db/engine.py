@@ -35,22 +35,83 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(database_url: str, *, timeout_seconds: float = 5.0, pool_size: int = 10) -> AsyncEngine:
-    """Create the async engine for a database URL."""
+def make_engine(
+    database_url: str,
+    *,
+    timeout_seconds: float = 5.0,
+    pool_size: int = 10,
+    statement_timeout_seconds: float | None = None,
+) -> AsyncEngine:
+    """Create the async engine for a database URL (statements limited to 6 x timeout_seconds unless given)."""
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url, connect_args={"timeout": 10})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    # The server passes statement_timeout_seconds = timeout_seconds, so every wait of a request is bounded
+    # and an unreachable database is a 503 within it, never a hang: connecting ("timeout"), waiting for a
+    # pooled connection (pool_timeout), and each statement, including the pre-ping on checkout, both on the
+    # server (statement_timeout, which cancels cleanly) and on the client (command_timeout, which also
+    # covers a network that silently drops packets). Batch work (migrations, imports, administration)
+    # keeps the longer default, as a DROP DATABASE or an index build may legitimately take a while.
+    statement_seconds = statement_timeout_seconds or timeout_seconds * 6
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=True,  # a connection the server closed while idle is replaced, not handed to a request
         pool_timeout=timeout_seconds,
         connect_args={
             "timeout": timeout_seconds,
-            "command_timeout": timeout_seconds * 6,
-            "server_settings": {"statement_timeout": str(int(timeout_seconds * 6000))},
+            "command_timeout": statement_seconds,
+            "server_settings": {"statement_timeout": str(int(statement_seconds * 1000))},
         },
     )
+
+
+# SQLSTATE classes that mean "the database cannot do work now", not "this query is wrong": connection
+# exceptions, invalid authorization (a misconfigured or changing server), an unknown database, transaction
+# rollbacks (a hot standby cancelling a read that conflicts with replay, a deadlock: a retry succeeds),
+# insufficient resources, operator intervention (shutdown, "starting up", a statement timeout), system errors.
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "28", "3D", "40", "53", "57", "58")
+
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - asyncpg comes with the server extra
+        return ()
+    # Raised as they are (not wrapped by SQLAlchemy) when a connection attempt fails.
+    return (asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+DRIVER_ERRORS = _driver_errors()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error (or one it was raised from) means the database is unreachable or refusing work."""
+    from sqlalchemy import exc as sa_exc
+
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(
+            error,
+            OSError  # refused, reset, timed out (TimeoutError is an OSError)
+            | sa_exc.OperationalError
+            | sa_exc.InterfaceError
+            | sa_exc.DisconnectionError
+            | sa_exc.TimeoutError,  # no pooled connection came free in time
+        ):
+            return True
+        if getattr(error, "connection_invalidated", False):
+            return True
+        sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
+            return True
+        pending.extend((getattr(error, "orig", None), error.__cause__, error.__context__))
+    return False

@@ -142,8 +142,8 @@ message = Table(
     Column("latency_ms", Integer, nullable=True),
     Column("audio_url", Text, nullable=True),
     Column("audio_duration_ms", Integer, nullable=True),
-    Column("tool_calls", JSON, nullable=True),
-    Column("tool_results", JSON, nullable=True),
+    Column("tool_calls", JSON(none_as_null=True), nullable=True),
+    Column("tool_results", JSON(none_as_null=True), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("app_id", "id"),
     Index("ix_message_session_created", "session_id", "created_at", "id"),
@@ -230,4 +230,32 @@ memory = Table(
     PrimaryKeyConstraint("app_id", "id"),
     Index("ix_memory_app_created", "app_id", "created_at", "id"),
     Index("ix_memory_app_consumer_created", "app_id", "consumer_id", "created_at", "id"),
+)
+
+idempotency_key = Table(
+    "idempotency_key",
+    metadata,
+    # Keys are scoped to the API key that sent them; revoking or deleting the key drops its records.
+    Column("api_key_id", Uuid, ForeignKey("api_key.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(255), nullable=False),
+    # SHA-256 of the endpoint and the canonical JSON body: a retry must send the same JSON value.
+    Column("fingerprint", LargeBinary(32), nullable=False),
+    # The first response. The row is claimed before the write and filled in after it, in the same
+    # transaction, so other requests only ever see it complete; only 2xx responses are ever committed.
+    Column("status_code", SmallInteger, nullable=True),
+    Column("response_body", LargeBinary, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("api_key_id", "key"),
+    Index("ix_idempotency_key_expires", "expires_at"),
+)
+
+server_secret = Table(
+    "server_secret",
+    metadata,
+    # Per-deployment secrets generated on first use (e.g. the consumer-token signing key); never configured
+    # by default, never exposed.
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
