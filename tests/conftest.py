@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,9 +27,23 @@ from chipp_builder.server.db.engine import make_engine
 from chipp_builder.server.db.migrate import upgrade
 from chipp_builder.server.db.tables import metadata
 
-POSTGRES_URL = os.environ.get("CHIPP_TEST_POSTGRES_URL")
-REDIS_URL = os.environ.get("CHIPP_TEST_REDIS_URL")
 IN_CI = os.environ.get("CI") == "true"
+
+
+def _service_url(variable: str, local_url: str, port: int) -> str | None:
+    """The URL in `variable`; else the local default when something listens on its port; else None."""
+    if os.environ.get(variable):
+        return os.environ[variable]
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+            return local_url
+    except OSError:
+        return None
+
+
+# `make test` on a machine with the services running tests them too; CI sets both variables explicitly.
+POSTGRES_URL = _service_url("CHIPP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test", 5432)
+REDIS_URL = _service_url("CHIPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0", 6379)
 
 
 def _require_service(name: str, url: str | None) -> str:
@@ -80,12 +95,13 @@ def postgres_database() -> Iterator[str]:
     _admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def _truncate_all(url: str) -> None:
+async def _empty_all_tables(url: str) -> None:
+    # DELETE children before parents: on tables this small it is several times faster than TRUNCATE.
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:
-            names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
-            await conn.execute(text(f"TRUNCATE {names} CASCADE"))
+            for table in reversed(metadata.sorted_tables):
+                await conn.execute(table.delete())
     finally:
         await engine.dispose()
 
@@ -105,7 +121,7 @@ async def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: P
         shutil.copyfile(template, path)
         return f"sqlite:///{path}"
     url = request.getfixturevalue("postgres_database")
-    await _truncate_all(url)
+    await _empty_all_tables(url)
     return url
 
 

@@ -22,7 +22,8 @@ def format_period(value: datetime) -> str:
     """Render an analytics bucket start with milliseconds, as `2025-06-01T00:00:00.000Z`."""
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # isoformat, not strftime: strftime's %Y drops the leading zeros of years before 1000 on some platforms.
+    return value.isoformat(timespec="milliseconds") + "Z"
 
 
 # Parsed by pydantic from any ISO form (the SDK gets aware datetimes); written in the API's form.

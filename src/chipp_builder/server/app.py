@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chipp_builder import __version__
@@ -25,8 +26,8 @@ from chipp_builder.errors import (
     ServiceUnavailable,
 )
 from chipp_builder.server.config import Settings
-from chipp_builder.server.db.engine import make_engine
-from chipp_builder.server.middleware import QueryAndHeaders
+from chipp_builder.server.db.engine import DRIVER_ERRORS, is_unavailable, make_engine
+from chipp_builder.server.middleware import BodySizeLimit, QueryAndHeaders
 from chipp_builder.server.openapi import install_openapi
 from chipp_builder.server.params import message_for
 from chipp_builder.server.ratelimit import MemoryCounter, RateLimiter, WindowCounter
@@ -43,9 +44,9 @@ every error is `{"error": {"code", "message"}}`."""
 def make_counter(settings: Settings) -> WindowCounter:
     """The rate-limit counter the settings ask for: Redis when configured, else this process's memory."""
     if settings.redis_url:
-        from chipp_builder.server.ratelimit_redis import RedisCounter
+        from chipp_builder.server.ratelimit_redis import shared_counter
 
-        return RedisCounter(settings.redis_url)
+        return shared_counter(settings.redis_url, settings.redis_prefix)
     return MemoryCounter()
 
 
@@ -68,17 +69,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.engine = make_engine(settings.database_url, timeout_seconds=settings.db_timeout_seconds)
+    # Requests get the tight statement timeout too, so a silent database is a 503 within the setting.
+    timeout = settings.db_timeout_seconds
+    engine_for = partial(make_engine, timeout_seconds=timeout, statement_timeout_seconds=timeout)
+    app.state.engine = engine_for(settings.database_url)
     app.state.read_engine = (
-        make_engine(settings.database_read_url, timeout_seconds=settings.db_timeout_seconds)
-        if settings.database_read_url
-        else app.state.engine
+        engine_for(settings.database_read_url) if settings.database_read_url else app.state.engine
     )
     app.state.limiter = RateLimiter(make_counter(settings), settings.rate_limit)
     for router in ROUTERS:
         app.include_router(router)
     _install_error_handlers(app)
     install_openapi(app)
+    # Inside QueryAndHeaders, so a 413 carries the same security headers as every other response.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(QueryAndHeaders)
     return app
 
@@ -123,10 +127,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
         return error_response(InternalError("Internal server error"))
 
+    async def on_driver_error(request: Request, exc: Exception) -> Any:
+        # Lost connections, timeouts and a server that refuses work are 503s; anything else is a bug.
+        if is_unavailable(exc):
+            return await on_database_error(request, exc)
+        return await on_unexpected(request, exc)
+
     app.add_exception_handler(ChippError, on_chipp_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     for db_error in (OperationalError, InterfaceError, ConnectionError, TimeoutError, OSError):
         app.add_exception_handler(db_error, on_database_error)
-    app.add_exception_handler(DBAPIError, on_unexpected)
+    # Registered here (not left to the catch-all) so that they are answered without being re-raised.
+    driver_errors: tuple[type[Exception], ...] = (SQLAlchemyError, *DRIVER_ERRORS)
+    for driver_error in driver_errors:
+        app.add_exception_handler(driver_error, on_driver_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -94,11 +94,19 @@ class KeyIdentity:
             raise Forbidden(f"API key lacks {level} access to {resource}")
 
 
-async def authenticate(db: AsyncConnection, authorization: str | None, now: datetime | None = None) -> KeyIdentity:
-    """Resolve an Authorization header to a key, raising the documented 401s in the documented order."""
+def presented_key(authorization: str | None) -> str:
+    """The raw key of an Authorization header, checked without the database: shape, then checksum."""
     raw_key = bearer_token(authorization)
-    if not is_well_formed(raw_key):
+    if _KEY_RE.fullmatch(raw_key) is None:
         raise Unauthorized("Invalid API key format")
+    if not is_well_formed(raw_key):
+        # A mistyped or made-up key of the right shape: refused before any lookup, as an unknown key.
+        raise Unauthorized("Invalid API key")
+    return raw_key
+
+
+async def lookup_key(db: AsyncConnection, raw_key: str, now: datetime | None = None) -> KeyIdentity:
+    """Resolve a well-formed raw key to its identity: one indexed lookup by hash; 401 unknown, revoked, expired."""
     digest = hash_key(raw_key)
     row = (
         await db.execute(
@@ -112,6 +120,11 @@ async def authenticate(db: AsyncConnection, authorization: str | None, now: date
     if row.expires_at is not None and row.expires_at <= (now or utc_now()):
         raise Expired("API key has expired")
     return KeyIdentity(key_id=row.id, app_id=row.app_id, scopes=_as_scopes(row.scopes))
+
+
+async def authenticate(db: AsyncConnection, authorization: str | None, now: datetime | None = None) -> KeyIdentity:
+    """Resolve an Authorization header to a key, raising the documented 401s in the documented order."""
+    return await lookup_key(db, presented_key(authorization), now)
 
 
 def _as_scopes(value: Any) -> dict[str, str]:

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.errors import ChippError, InvalidRequest, RateLimited
-from chipp_builder.server.auth import KeyIdentity, authenticate, check_app
+from chipp_builder.server.auth import KeyIdentity, check_app, lookup_key, presented_key
 from chipp_builder.server.params import message_for
 
 
@@ -52,17 +52,31 @@ def _reject_repeated_parameters(request: Request) -> None:
             raise InvalidRequest(f"{name} must be given at most once; {message_for(name)}")
 
 
-async def _identify(request: Request, db: AsyncConnection, resource: str, level: str) -> KeyIdentity:
-    limiter = request.app.state.limiter
+async def _refuse_unauthenticated(request: Request, error: ChippError) -> ChippError:
+    """Count a failed authentication against the caller's address, so the key space cannot be scanned quickly."""
+    decision = await request.app.state.limiter.check("addr:" + client_address(request))
+    if not decision.allowed:
+        return RateLimited("Rate limit exceeded", retry_after=decision.retry_after)
+    return error
+
+
+async def raw_key(request: Request) -> str:
+    """The caller's key, checked for shape and checksum before any database connection is taken."""
     try:
-        identity = await authenticate(db, request.headers.get("authorization"))
-    except ChippError:
-        # Failed authentications are limited per address, so the key space cannot be scanned quickly.
-        decision = await limiter.check("addr:" + client_address(request))
-        if not decision.allowed:
-            raise RateLimited("Rate limit exceeded", retry_after=decision.retry_after) from None
-        raise
-    decision = await limiter.check("key:" + str(identity.key_id))
+        return presented_key(request.headers.get("authorization"))
+    except ChippError as error:
+        raise await _refuse_unauthenticated(request, error) from None
+
+
+RawKey = Annotated[str, Depends(raw_key)]
+
+
+async def _identify(request: Request, key: str, db: AsyncConnection, resource: str, level: str) -> KeyIdentity:
+    try:
+        identity = await lookup_key(db, key)
+    except ChippError as error:
+        raise await _refuse_unauthenticated(request, error) from None
+    decision = await request.app.state.limiter.check("key:" + str(identity.key_id))
     if not decision.allowed:
         raise RateLimited("Rate limit exceeded", retry_after=decision.retry_after)
     request.state.ratelimit_headers = decision.headers()
@@ -75,8 +89,9 @@ async def _identify(request: Request, db: AsyncConnection, resource: str, level:
 def require(resource: str, level: str = "read") -> Callable[..., Coroutine[Any, Any, KeyIdentity]]:
     """A dependency that authenticates the caller for `level` access to `resource` of the path's app."""
 
-    async def identity(request: Request, db: ReadConn) -> KeyIdentity:
-        return await _identify(request, db, resource, level)
+    # The key parameter comes first: FastAPI resolves it, and refuses a bad header, before opening a connection.
+    async def identity(request: Request, key: RawKey, db: ReadConn) -> KeyIdentity:
+        return await _identify(request, key, db, resource, level)
 
     identity.__name__ = f"require_{level}_{resource}"
     return identity
@@ -85,8 +100,8 @@ def require(resource: str, level: str = "read") -> Callable[..., Coroutine[Any, 
 def require_write(resource: str) -> Callable[..., Coroutine[Any, Any, KeyIdentity]]:
     """Authenticate for writing: the key lookup reads from the primary, as the write will."""
 
-    async def identity(request: Request, db: WriteConn) -> KeyIdentity:
-        return await _identify(request, db, resource, "write")
+    async def identity(request: Request, key: RawKey, db: WriteConn) -> KeyIdentity:
+        return await _identify(request, key, db, resource, "write")
 
     identity.__name__ = f"require_write_{resource}"
     return identity

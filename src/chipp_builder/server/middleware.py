@@ -1,10 +1,14 @@
-"""ASGI middleware: empty query values dropped, rate-limit and security headers added to every response."""
+"""ASGI middleware: empty query values dropped, rate-limit and security headers added to every response,
+and request bodies capped in size."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chipp_builder.errors import InvalidRequest, PayloadTooLarge
+from chipp_builder.server.responses import error_response
 
 
 class QueryAndHeaders:
@@ -19,7 +23,8 @@ class QueryAndHeaders:
             return
         query: bytes = scope.get("query_string", b"")
         if query:
-            kept = [part for part in query.split(b"&") if part and not part.endswith(b"=") and b"=" in part]
+            # Keep `name=value` pairs; drop `name=` and bare `name` (an empty value). `search=a=` keeps its value.
+            kept = [part for part in query.split(b"&") if b"=" in part and part.index(b"=") < len(part) - 1]
             scope["query_string"] = b"&".join(kept)
         state: dict[str, Any] = scope.setdefault("state", {})
 
@@ -33,3 +38,47 @@ class QueryAndHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+TOO_LARGE = "Request body is larger than {limit} bytes"
+
+
+class BodySizeLimit:
+    """Refuse bodies over `max_bytes` with the 413 envelope, without ever holding more than that in memory.
+
+    A declared Content-Length over the cap is answered at once, before authentication and before a byte
+    of the body is read. A body without one (chunked) is counted as the route reads it, and reading fails
+    with PayloadTooLarge as soon as the count passes the cap; the error handler renders the envelope.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        declared = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+        if declared is not None:
+            error: InvalidRequest | PayloadTooLarge | None = None
+            if not declared.strip().isdigit():
+                error = InvalidRequest("Content-Length must be a non-negative integer")
+            elif int(declared) > limit:
+                error = PayloadTooLarge(TOO_LARGE.format(limit=limit))
+            if error is not None:
+                await error_response(error)(scope, receive, send)
+                return
+        received = 0
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(TOO_LARGE.format(limit=limit))
+            return message
+
+        await self.app(scope, counted_receive, send)

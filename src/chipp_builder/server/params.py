@@ -44,7 +44,10 @@ def parse_timestamp(text: str) -> datetime:
         digits = tz[1:].replace(":", "")
         offset = f"{sign}{digits[:2]}:{digits[2:]}"
     value = datetime.fromisoformat(f"{date}T{clock}.{micro}{offset}")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00:00-02:00: no such UTC instant
+        raise ValueError("timestamp out of range") from None
 
 
 def has_control_characters(text: str, allow_newlines: bool = False) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import orjson
 from fastapi import Response
@@ -10,12 +11,21 @@ from fastapi import Response
 from chipp_builder.errors import ChippError, InternalError
 from chipp_builder.schemas.common import ErrorEnvelope
 
-_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+# OPT_NON_STR_KEYS: SQLAlchemy's RowMapping keys are `quoted_name` (a str subclass), which orjson otherwise
+# refuses as dict keys.
+_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
+
+
+def _default(value: Any) -> Any:
+    # asyncpg returns its own UUID subclass, which orjson (exact types only) does not serialize by itself.
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
 def dumps(body: Any) -> bytes:
     """Serialize a response body in the API's representation."""
-    return orjson.dumps(body, option=_OPTIONS)
+    return orjson.dumps(body, option=_OPTIONS, default=_default)
 
 
 class JSONBody(Response):

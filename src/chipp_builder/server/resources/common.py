@@ -11,7 +11,7 @@ from chipp_builder.server.responses import ERROR_RESPONSES
 APP_BASE = "/api/v1/apps/{app_id}"
 
 # Declared as text so that a non-UUID app id gets the documented 403, not a validation error.
-AppIdPath = Annotated[str, Path(description="The application's id (a UUID).", max_length=64)]
+AppIdPath = Annotated[str, Path(description="The application's id (a UUID).")]
 
 
 def app_router(tag: str) -> APIRouter:

@@ -39,13 +39,17 @@ def bucket_range(
     days = sorted(active_days)
     first_day = after.astimezone(UTC).date() if after is not None else (days[0] if days else None)
     if before is not None:
-        last_day: date | None = (before.astimezone(UTC) - timedelta(microseconds=1)).date()
+        try:
+            last_day: date | None = (before.astimezone(UTC) - timedelta(microseconds=1)).date()
+        except OverflowError:  # the upper bound is the first instant there is: nothing comes before it
+            return []
     else:
         last_day = days[-1] if days else first_day
     if first_day is None or last_day is None or last_day < first_day:
         return []
     first, last = bucket_start(first_day, group_by), bucket_start(last_day, group_by)
-    estimate = (last - first).days // {"day": 1, "week": 7, "month": 28}[group_by] + 1
+    # Never above the true count (a month has at most 31 days): only a range that is too long fails here.
+    estimate = (last - first).days // {"day": 1, "week": 7, "month": 31}[group_by] + 1
     if estimate > MAX_BUCKETS + 2:
         raise InvalidRequest(
             f"The range holds more than {MAX_BUCKETS} {group_by} buckets; use a coarser group_by or a shorter range"
@@ -54,7 +58,10 @@ def bucket_range(
     current = first
     while current <= last:
         starts.append(current)
-        current = next_bucket(current, group_by)
+        try:
+            current = next_bucket(current, group_by)
+        except (OverflowError, ValueError):  # the calendar ends (year 9999): this was the last bucket
+            break
     if len(starts) > MAX_BUCKETS:
         raise InvalidRequest(
             f"The range holds more than {MAX_BUCKETS} {group_by} buckets; use a coarser group_by or a shorter range"

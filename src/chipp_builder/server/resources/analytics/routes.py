@@ -75,12 +75,11 @@ async def get_token_usage(
         per_model[model]["message_count"] += count
     starts = bucket_range(started_after, started_before, per_day.keys(), group_by.value)
     series = sum_into_buckets(per_day, starts, group_by.value, ("total_tokens", "message_count"))
-    by_model = sorted(
-        ({"model": model, **counts} for model, counts in per_model.items()),
-        key=lambda m: (-m["total_tokens"], m["model"] is None, m["model"] or ""),
-    )
+    # Most tokens first, then by model name, with messages without a model last.
+    ordered = sorted(per_model.items(), key=lambda item: (-item[1]["total_tokens"], item[0] is None, item[0] or ""))
+    by_model = [{"model": model, **counts} for model, counts in ordered]
     summary = {
-        "total_tokens": sum(m["total_tokens"] for m in by_model),
-        "message_count": sum(m["message_count"] for m in by_model),
+        "total_tokens": sum(counts["total_tokens"] for counts in per_model.values()),
+        "message_count": sum(counts["message_count"] for counts in per_model.values()),
     }
     return json_response({"data": {"summary": summary, "by_model": by_model, "timeseries": _series(series)}})

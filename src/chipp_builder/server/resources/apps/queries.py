@@ -32,7 +32,10 @@ def parse_duration(text: str) -> timedelta:
 def parse_scopes(pairs: list[str] | dict[str, str] | None) -> dict[str, str]:
     """Validate `RESOURCE=LEVEL` pairs (or a mapping) into a full scope map: `read` where none is given."""
     requested: dict[str, str] = {}
-    items = pairs.items() if isinstance(pairs, dict) else [p.split("=", 1) if "=" in p else (p, "") for p in pairs or []]
+    if isinstance(pairs, dict):
+        items = list(pairs.items())
+    else:
+        items = [(p.partition("=")[0], p.partition("=")[2]) for p in pairs or []]
     levels = [level.value for level in ScopeLevel]
     for resource, level in items:
         if resource not in RESOURCES:

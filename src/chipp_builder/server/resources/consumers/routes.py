@@ -1,16 +1,21 @@
-"""HTTP routes for consumers."""
+"""HTTP routes for consumers: list and get them, and authenticate a site's user as one."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import Depends, Path, Query
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from chipp_builder.errors import NotFound
+from chipp_builder.schemas.common import utc_now
 from chipp_builder.schemas.consumers import ConsumerEnvelope, ConsumerList
+from chipp_builder.schemas.conversations import ConsumerAuth, ConsumerTokenEnvelope
+from chipp_builder.server import tokens
 from chipp_builder.server.auth import KeyIdentity
-from chipp_builder.server.deps import ReadConn, require
+from chipp_builder.server.body import WRITE_ERRORS, openapi_body, read_json, validate_body
+from chipp_builder.server.db.writelock import write_transaction
+from chipp_builder.server.deps import ReadConn, WriteConn, require, require_write
 from chipp_builder.server.pagination import offset_pagination
 from chipp_builder.server.params import Limit, Offset, Search, TimestampValue
 from chipp_builder.server.resources.common import AppIdPath, app_router, as_uuid_or_none
@@ -47,7 +52,7 @@ async def list_consumers(
 @router.get("/consumers/{consumer_id}", response_model=ConsumerEnvelope)
 async def get_consumer(
     app_id: AppIdPath,
-    consumer_id: Annotated[str, Path(description="The consumer's id (a UUID).", max_length=64)],
+    consumer_id: Annotated[str, Path(description="The consumer's id (a UUID).")],
     key: ConsumersReader,
     db: ReadConn,
 ) -> Response:
@@ -57,3 +62,42 @@ async def get_consumer(
     if found is None:
         raise NotFound("Consumer not found")
     return json_response({"data": found})
+
+
+ConsumersWriter = Annotated[KeyIdentity, Depends(require_write("consumers"))]
+AUTH_RULES: dict[str, str] = {
+    "external_id": "text of 1 to 320 characters without control characters",
+    "email": "an email address of at most 320 characters",
+    "name": "text of at most 200 characters without control characters",
+    "picture_url": "an http(s) URL of at most 2048 characters",
+}
+
+
+@router.post(
+    "/consumers/auth",
+    status_code=201,
+    response_model=ConsumerTokenEnvelope,
+    responses={200: {"model": ConsumerTokenEnvelope, "description": "An existing consumer was found."},
+               413: WRITE_ERRORS[413]},
+    openapi_extra=openapi_body(ConsumerAuth, "The site's user: `external_id` and/or `email`, with details."),
+)
+async def auth_consumer(app_id: AppIdPath, request: Request, key: ConsumersWriter, db: WriteConn) -> Response:
+    """Find or create a consumer (201 when created) and issue a short-lived signed token for it."""
+    raw, _value = await read_json(request)
+    body = validate_body(ConsumerAuth, raw, AUTH_RULES)
+    state = request.app.state
+    async with write_transaction(db):
+        signing_key: bytes | None = getattr(state, "consumer_token_key", None)
+        if signing_key is None:
+            signing_key = await tokens.load_signing_key(db)
+        now = utc_now()
+        found, created = await queries.find_or_create_consumer(
+            db, key.app_id, now, email=body.email, identifier=body.external_id, name=body.name,
+            picture_url=body.picture_url,
+        )
+        ttl = state.settings.consumer_token_ttl_seconds
+        issued = tokens.issue(signing_key, key.app_id, found["id"], ttl, now)
+    # Cached only now that it is committed: a key from a rolled-back transaction must never sign anything.
+    state.consumer_token_key = signing_key
+    body_out = {"data": {"consumer": found, "token": issued.token, "expires_at": issued.expires_at}}
+    return json_response(body_out, status_code=201 if created else 200)

@@ -1,15 +1,17 @@
-"""SQL for feedback."""
+"""SQL for feedback: listing ratings, and recording one (one per message and consumer)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, func
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chipp_builder.server.db.tables import feedback, message
+from chipp_builder.errors import NotFound
+from chipp_builder.server.db.tables import consumer, feedback, message
 from chipp_builder.server.pagination import fetch_offset_page
 
 PREVIEW_LENGTH = 200
@@ -50,3 +52,67 @@ async def list_feedback(
     return await fetch_offset_page(
         db, FEEDBACK_COLUMNS, feedback, conditions, order, limit, offset, select_from=_FEEDBACK_FROM
     )
+
+
+async def rate_message(
+    db: AsyncConnection,
+    app_id: UUID,
+    message_id: str,
+    rating: int,
+    consumer_id: UUID | None,
+    now: datetime,
+) -> tuple[dict[str, Any], bool]:
+    """Record a consumer's rating of one of the app's messages, replacing that consumer's earlier rating of
+    it; the feedback object and whether it is new. 404 for another app's (or no such) message or consumer.
+
+    The message row is locked first, so concurrent ratings of one message queue and never leave two
+    ratings by one consumer. A replacement keeps the rating's id and takes the new time.
+    """
+    rated = (
+        await db.execute(
+            select(message.c.session_id)
+            .where(message.c.app_id == app_id, message.c.id == message_id)
+            .with_for_update()
+        )
+    ).first()
+    if rated is None:
+        raise NotFound("Message not found")
+    if consumer_id is not None:
+        query = select(consumer.c.id).where(consumer.c.app_id == app_id, consumer.c.id == consumer_id)
+        known = (await db.execute(query)).first()
+        if known is None:
+            raise NotFound("Consumer not found")
+    same_rater = (
+        feedback.c.app_id == app_id,
+        feedback.c.message_id == message_id,
+        feedback.c.consumer_id.is_not_distinct_from(consumer_id),
+    )
+    newest_first = (feedback.c.created_at.desc(), feedback.c.id.desc())
+    query = select(feedback.c.id).where(*same_rater).order_by(*newest_first)
+    earlier = (await db.execute(query)).scalars().all()
+    if earlier:
+        feedback_id, created = earlier[0], False
+        await db.execute(
+            update(feedback)
+            .where(feedback.c.app_id == app_id, feedback.c.id == feedback_id)
+            .values(rating=rating, created_at=now, session_id=rated.session_id)
+        )
+        if len(earlier) > 1:  # an import may have brought several; one rating per consumer remains
+            stale = delete(feedback).where(feedback.c.app_id == app_id, feedback.c.id.in_(earlier[1:]))
+            await db.execute(stale)
+    else:
+        feedback_id, created = str(uuid.uuid4()), True
+        await db.execute(
+            feedback.insert().values(
+                app_id=app_id, id=feedback_id, session_id=rated.session_id, message_id=message_id,
+                consumer_id=consumer_id, rating=rating, created_at=now,
+            )
+        )
+    row = (
+        await db.execute(
+            select(*FEEDBACK_COLUMNS)
+            .select_from(_FEEDBACK_FROM)
+            .where(feedback.c.app_id == app_id, feedback.c.id == feedback_id)
+        )
+    ).mappings().one()
+    return dict(row), created

@@ -21,7 +21,7 @@ from chipp_builder.server.responses import json_response
 
 router = app_router("sessions")
 SessionsReader = Annotated[KeyIdentity, Depends(require("sessions"))]
-SessionIdPath = Annotated[str, Path(description="The session's id (a UUID).", max_length=64)]
+SessionIdPath = Annotated[str, Path(description="The session's id (a UUID).")]
 
 
 def _session_cursor(cursor: str | None) -> tuple[UUID, object] | None:

@@ -1,0 +1,1 @@
+"""POST /conversations/log: chat turns pushed by automation tools."""
