@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import json
 import random
 import secrets
 import unicodedata
@@ -558,7 +559,9 @@ class _Generator:
         user_ids: list[tuple[str, datetime]] = []
         consumer_id = owner.id if owner else None
         last_tool = None
-        for role in roles:
+        last_result: Any = None
+        for index, role in enumerate(roles):
+            calls_a_tool = role == "assistant" and index + 1 < len(roles) and roles[index + 1] == "tool"
             row: dict[str, Any] = {
                 "app_id": self.app_id,
                 "id": "",
@@ -583,7 +586,8 @@ class _Generator:
                 row["created_at"] = at
             elif role == "tool":
                 at += timedelta(seconds=rng.uniform(0.2, 3))
-                row["content"] = f'{{"tool": "{last_tool}", "ok": true}}'
+                # A tool message carries what the tool the previous assistant message called returned.
+                row["content"] = json.dumps({"tool_name": last_tool, "result": last_result}, ensure_ascii=False)
                 row["created_at"] = at
             else:
                 tokens = int(rng.lognormvariate(5.3, 0.6))
@@ -600,13 +604,12 @@ class _Generator:
             if role == "user":
                 user_ids.append((mid, at))
             if role == "assistant":
-                if rng.random() < 0.18:
+                if calls_a_tool or rng.random() < 0.08:
                     last_tool = rng.choice(TOOLS)
                     ok = rng.random() < 0.9
-                    row["tool_calls"] = [{"tool_name": last_tool, "status": "success" if ok else "error"}]
-                    row["tool_results"] = [
-                        {"tool_name": last_tool, "result": self._tool_result(last_tool, ok, fill)}
-                    ]
+                    last_result = self._tool_result(last_tool, ok, fill)
+                    row["tool_calls"] = [{"tool_name": last_tool, "status": "completed" if ok else "failed"}]
+                    row["tool_results"] = [{"tool_name": last_tool, "result": last_result}]
                 if rng.random() < 0.10:
                     rated_at = at + timedelta(seconds=rng.uniform(3, 600))
                     rows["feedback"].append(
