@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from chipp_builder import __version__
-from chipp_builder.cli import local, manage
+from chipp_builder.cli import export, local, manage
 from chipp_builder.cli.support import state
 
 app = typer.Typer(
@@ -44,6 +44,7 @@ app.command("import")(local.import_file_command)
 app.add_typer(manage.apps_app, name="apps")
 app.add_typer(manage.keys_app, name="keys")
 app.add_typer(manage.db_app, name="db")
+app.add_typer(export.export_app, name="export")
 
 
 def main() -> None:

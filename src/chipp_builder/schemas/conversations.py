@@ -56,7 +56,9 @@ def _printable_id(value: str) -> str:
 
 def _email(value: str) -> str:
     local, at, domain = value.rpartition("@")
-    if not at or not local or not domain or any(c.isspace() for c in value):
+    # Control characters too: NUL made PostgreSQL fail the insert (a 500), and SQLite stored it.
+    if not at or not local or not domain or any(c.isspace() for c in value) \
+            or _has_control_characters(value, allow_newlines=False):
         raise ValueError("not an email address")
     return value
 

@@ -26,7 +26,8 @@ class FeedbackCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    message_id: str = Field(min_length=1, max_length=64)
+    # No control characters: no message id holds one, and PostgreSQL refuses NUL in text (it was a 500).
+    message_id: str = Field(min_length=1, max_length=64, pattern="^[^\\x00-\\x1f\\x7f-\\x9f]*$")
     rating: int = Field(ge=-1, le=1)
     consumer_id: UUID | None = None
 

@@ -101,7 +101,7 @@ _IDEMPOTENCY_PARAMETER = {
     "required": False,
     "description": "1 to 255 printable ASCII characters. A retry with the same key and body within 24 hours "
     "returns the first response and writes nothing; the same key with another body is a 409.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]*$"},
 }
 
 

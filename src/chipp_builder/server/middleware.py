@@ -1,5 +1,5 @@
-"""ASGI middleware: empty query values dropped, rate-limit and security headers added to every response,
-and request bodies capped in size."""
+"""ASGI middleware: empty query values dropped, rate-limit and security headers added to every response
+(and the whole `Allow` to a 405), and request bodies capped in size."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ class QueryAndHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
+                if message["status"] == 405:
+                    headers = _with_allow(headers, scope)
                 headers.append((b"x-content-type-options", b"nosniff"))
                 if message["status"] != 429:
                     headers.extend(state.get("ratelimit_headers", ()))
@@ -38,6 +40,36 @@ class QueryAndHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _leaf_routes(routes: Any) -> Any:
+    """Every endpoint route, through FastAPI's included routers (which keep their routes' full paths)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _leaf_routes(inner.routes)
+        else:
+            yield route
+
+
+def _with_allow(headers: list[tuple[bytes, bytes]], scope: Scope) -> list[tuple[bytes, bytes]]:
+    """A 405's `Allow`: the methods of every route at this path, taking the most specific path templates.
+
+    Starlette names only the first route that matched the path, so `/builder-keys` (GET and POST, two
+    routes) said `Allow: POST`; and at `/consumers/auth` (POST) `/consumers/{consumer_id}` (GET) matched
+    first, so it said `Allow: GET`. The templates with the fewest parameters are the most specific.
+    """
+    path = scope.get("path", "")
+    matching: list[tuple[int, set[str]]] = []
+    for route in _leaf_routes(getattr(scope.get("app"), "routes", ())):
+        methods, regex = getattr(route, "methods", None), getattr(route, "path_regex", None)
+        if methods and regex is not None and regex.match(path):
+            matching.append((len(getattr(route, "param_convertors", {})), set(methods)))
+    if not matching:
+        return headers
+    fewest = min(count for count, _ in matching)
+    allowed = ", ".join(sorted(set().union(*(methods for count, methods in matching if count == fewest))))
+    return [*((k, v) for k, v in headers if k.lower() != b"allow"), (b"allow", allowed.encode())]
 
 
 TOO_LARGE = "Request body is larger than {limit} bytes"

@@ -1,5 +1,5 @@
-"""The OpenAPI document, cleaned to say what the server really does: no 422s, plain optional parameters,
-bearer authentication."""
+"""The OpenAPI document, cleaned to say what the server really does: no 422s, plain optional parameters
+that may be sent empty, bearer authentication."""
 
 from __future__ import annotations
 
@@ -34,13 +34,24 @@ def install_openapi(app: FastAPI) -> None:
                 operation.get("responses", {}).pop("422", None)
                 for parameter in operation.get("parameters", []):
                     parameter["schema"] = _without_null(parameter.get("schema", {}))
-                if any(p.get("name") == "app_id" for p in operation.get("parameters", [])):
+                    if parameter.get("in") == "query" and not parameter.get("required"):
+                        # `name=` is read as absent (middleware.QueryAndHeaders), whatever the type.
+                        parameter["allowEmptyValue"] = True
+                if "management" in operation.get("tags", []):
+                    # Management is guarded by the operator token, not by an app's API key.
+                    operation["security"] = [{"adminToken": []}]
+                elif any(p.get("name") == "app_id" for p in operation.get("parameters", [])):
                     operation["security"] = [{"bearerAuth": []}]
         schemas = doc.get("components", {}).get("schemas", {})
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
         doc.setdefault("components", {})["securitySchemes"] = {
-            "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key: `chipp_` + 32 characters."}
+            "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key: `chipp_` + 32 characters."},
+            "adminToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The operator token, CHIPP_ADMIN_TOKEN (management endpoints; off when it is unset).",
+            },
         }
         app.openapi_schema = doc
         return doc

@@ -85,11 +85,17 @@ async def fetch_offset_page(
     limit: int,
     offset: int,
     select_from: Any = None,
+    total: int | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Run an offset list: the exact total of the filtered set and one page of rows as dicts."""
+    """Run an offset list: the exact total of the filtered set and one page of rows as dicts.
+
+    `total`, when the caller knows it (an unfiltered list reads the app's row counter, ingest/derived.py),
+    replaces the count(*), which would otherwise scan every row of the filtered set.
+    """
     from sqlalchemy import func, select
 
-    total = (await db.execute(select(func.count()).select_from(table).where(*conditions))).scalar_one()
+    if total is None:
+        total = (await db.execute(select(func.count()).select_from(table).where(*conditions))).scalar_one()
     if offset >= total:
         return [], total
     query = select(*columns).select_from(select_from if select_from is not None else table).where(*conditions)

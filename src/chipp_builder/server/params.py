@@ -10,7 +10,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import Query
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import BeforeValidator
 
 from chipp_builder.errors import InvalidRequest
 
@@ -66,12 +66,6 @@ def _timestamp(value: object) -> object:
     return parse_timestamp(value)
 
 
-def _clean_text(value: str | None) -> str | None:
-    if value is not None and has_control_characters(value):
-        raise ValueError("control characters are not allowed")
-    return value
-
-
 def _uuid(value: object) -> object:
     if value is None or isinstance(value, UUID):
         return value
@@ -109,7 +103,6 @@ def message_for(name: str) -> str:
 
 TimestampValue = Annotated[datetime | None, BeforeValidator(_timestamp)]
 UUIDValue = Annotated[UUID | None, BeforeValidator(_uuid)]
-SearchValue = Annotated[str | None, AfterValidator(_clean_text)]
 
 
 def timestamp_query(description: str) -> object:
@@ -120,9 +113,12 @@ def timestamp_query(description: str) -> object:
 Limit = Annotated[int, Query(ge=1, le=100, description="Results per page (1-100).")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Number of results to skip (0-1,000,000).")]
 Cursor = Annotated[str | None, Query(max_length=512, description="Pagination cursor from the previous page.")]
+# No control character (Unicode category Cc: U+0000-U+001F, U+007F-U+009F), as has_control_characters says.
+NO_CONTROL_CHARACTERS = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
 Search = Annotated[
-    SearchValue,
-    Query(max_length=200, description="Case-insensitive substring; `%`, `_` and `\\` are literal."),
+    str | None,
+    Query(max_length=200, pattern=NO_CONTROL_CHARACTERS,
+          description="Case-insensitive substring without control characters; `%`, `_` and `\\` are literal."),
 ]
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -258,4 +259,53 @@ server_secret = Table(
     Column("name", String(64), primary_key=True),
     Column("value", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# --- Server-maintained summaries (ingest/derived.py keeps them exact in the writing transaction) ---------
+
+app_counter = Table(
+    "app_counter",
+    metadata,
+    # Rows per app of each offset-listed resource (consumers, feedback, memories, knowledge_sources), so an
+    # unfiltered list's exact total is one primary-key read instead of a count over the app's rows.
+    Column("app_id", Uuid, ForeignKey("app.id", ondelete="CASCADE"), nullable=False),
+    Column("resource", String(32), nullable=False),
+    Column("row_count", BigInteger, nullable=False, default=0),
+    PrimaryKeyConstraint("app_id", "resource"),
+)
+
+daily_session = Table(
+    "daily_session",
+    metadata,
+    # Sessions started per app and UTC day: analytics reads these instead of the session rows.
+    Column("app_id", Uuid, ForeignKey("app.id", ondelete="CASCADE"), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("session_count", BigInteger, nullable=False, default=0),
+    PrimaryKeyConstraint("app_id", "day"),
+)
+
+daily_consumer = Table(
+    "daily_consumer",
+    metadata,
+    # One row per consumer per UTC day on which they started a session (with how many, so a replaced session
+    # can be taken off exactly): distinct consumers over a range cannot be summed from daily counts.
+    Column("app_id", Uuid, ForeignKey("app.id", ondelete="CASCADE"), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("consumer_id", Uuid, nullable=False),
+    Column("session_count", BigInteger, nullable=False, default=0),
+    PrimaryKeyConstraint("app_id", "day", "consumer_id"),
+)
+
+daily_message = Table(
+    "daily_message",
+    metadata,
+    # Messages and tokens per app, UTC day and model. A primary key cannot hold a NULL, so a message without
+    # a model is stored as model '' with model_is_null true ('' is also a model name an import may carry).
+    Column("app_id", Uuid, ForeignKey("app.id", ondelete="CASCADE"), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("model_is_null", Boolean, nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("message_count", BigInteger, nullable=False, default=0),
+    Column("total_tokens", BigInteger, nullable=False, default=0),
+    PrimaryKeyConstraint("app_id", "day", "model_is_null", "model"),
 )

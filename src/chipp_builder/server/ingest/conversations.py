@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chipp_builder.errors import InvalidRequest, NotFound
 from chipp_builder.schemas.common import Source, utc_now
 from chipp_builder.schemas.conversations import ConversationLog, LogMessage
+from chipp_builder.server.ingest.derived import add_activity
 from chipp_builder.server.resources.consumers import queries as consumers
 from chipp_builder.server.resources.conversations import queries
 
@@ -97,6 +98,7 @@ async def log_conversation(
         now = utc_now()
         times = assign_times(body.messages, target.newest_at, now)
         session_id, consumer_id, status = target.id, target.consumer_id, 200
+        new_session: list[tuple[datetime, UUID | None]] = []
     else:
         now = utc_now()
         consumer_id = None
@@ -115,6 +117,7 @@ async def log_conversation(
         times = assign_times(body.messages, None, now)
         session_id, status = uuid.uuid4(), 201
         started = min(now, *times)
+        new_session = [(started, consumer_id)]
         await queries.insert_session(
             db,
             {
@@ -145,6 +148,13 @@ async def log_conversation(
         # Only a concurrent request taking the same explicit id gets here (the check above saw it free).
         raise InvalidRequest("a message id is already used by another message of this app") from None
     await queries.add_to_session(db, session_id, len(rows), max(times))
+    # Analytics rollups move with the rows, in this transaction (derived.py says why not triggers).
+    await add_activity(
+        db,
+        app_id,
+        sessions=new_session,
+        messages=[(row["created_at"], row["model"], row["token_count"]) for row in rows],
+    )
     return status, {
         "data": {"session_id": session_id, "consumer_id": consumer_id, "message_ids": message_ids}
     }

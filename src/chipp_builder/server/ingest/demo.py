@@ -29,6 +29,7 @@ from chipp_builder.server.db.tables import (
     session,
     tag,
 )
+from chipp_builder.server.ingest.derived import add_activity, add_counts
 
 SESSIONS_PER_CHUNK = 1000  # sessions generated and inserted together (about 11,000 messages)
 # A commit every 5,000 sessions keeps the SQLite WAL and PostgreSQL's transaction state modest.
@@ -724,10 +725,18 @@ async def _large_cache(db: AsyncConnection) -> None:
         await db.exec_driver_sql("PRAGMA cache_size=-262144")  # KiB: 256 MB, allocated only as used
 
 
-async def _write_chunk(db: AsyncConnection, rows: dict[str, list[dict[str, Any]]]) -> None:
+async def _write_chunk(db: AsyncConnection, app_id: UUID, rows: dict[str, list[dict[str, Any]]]) -> None:
     for name, table in _WRITE_ORDER:
         if rows[name]:
             await db.execute(_insert(table), rows[name])
+    # The chunk's rows are all new: add their sums to the counters and rollups in the same transaction.
+    await add_counts(db, app_id, feedback=len(rows["feedback"]), memories=len(rows["memory"]))
+    await add_activity(
+        db,
+        app_id,
+        sessions=[(r["started_at"], r["consumer_id"]) for r in rows["session"]],
+        messages=[(r["created_at"], r["model"], r["token_count"]) for r in rows["message"]],
+    )
 
 
 async def generate_demo(
@@ -757,8 +766,10 @@ async def generate_demo(
             raise ValueError(f"demo data for seed {seed} already exists in this database (app {gen.app_id})")
         await db.execute(app.insert().values(**gen.app_row(app_name)))
         await db.execute(tag.insert(), gen.tag_rows())
-        await db.execute(consumer.insert(), gen.consumer_rows())
-        await db.execute(_insert(knowledge_source), gen.knowledge_rows())
+        consumers, sources = gen.consumer_rows(), gen.knowledge_rows()
+        await db.execute(consumer.insert(), consumers)
+        await db.execute(_insert(knowledge_source), sources)
+        await add_counts(db, gen.app_id, consumers=len(consumers), knowledge_sources=len(sources))
 
     done = 0
     while done < sessions:
@@ -768,7 +779,7 @@ async def generate_demo(
                 count = min(SESSIONS_PER_CHUNK, sessions - done)
                 if count == 0:
                     break
-                await _write_chunk(db, gen.session_chunk(count))
+                await _write_chunk(db, gen.app_id, gen.session_chunk(count))
                 done += count
                 if progress is not None:
                     progress(done)

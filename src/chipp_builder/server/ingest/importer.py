@@ -27,7 +27,7 @@ from chipp_builder.server.db.tables import (
     tag,
 )
 from chipp_builder.server.db.writelock import begin_immediate
-from chipp_builder.server.ingest.derived import recompute_derived
+from chipp_builder.server.ingest.derived import after_upsert, before_upsert, recompute_derived
 from chipp_builder.server.params import SOURCES, has_control_characters, parse_timestamp
 from chipp_builder.server.resources.apps.queries import get_app
 
@@ -624,12 +624,34 @@ _TABLES: dict[str, tuple[Table, tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+# The counted resources (derived.COUNTED) by their record type.
+_COUNTED_KINDS = {
+    "consumers": "consumer",
+    "knowledge_sources": "knowledge_source",
+    "feedback": "feedback",
+    "memories": "memory",
+}
+
+
 async def _write(
     db: AsyncConnection, app_id: UUID, collector: _Collector, existing: _Existing
 ) -> dict[str, int]:
     """Upsert every good record in dependency order, then recompute the touched sessions' and tags' counts."""
     written: dict[str, int] = {}
     dialect = db.dialect.name
+    by_kind = collector.records
+    # Counters and day rollups: the upserts may replace rows, so note what they replace first (derived.py).
+    pending = await before_upsert(
+        db,
+        app_id,
+        {
+            "session": list(by_kind["session"]),
+            "message": list(by_kind["message"]),
+            **{resource: list(by_kind[kind]) for resource, kind in _COUNTED_KINDS.items()},
+        },
+        [r.row["started_at"] for r in by_kind["session"].values()]
+        + [r.row["created_at"] for r in by_kind["message"].values()],
+    )
     for kind in WRITE_ORDER:
         records = collector.records[kind]
         written[kind] = len(records)
@@ -647,6 +669,7 @@ async def _write(
         if old is not None:
             touched.add(old)
     await recompute_derived(db, app_id, touched)
+    await after_upsert(db, app_id, pending)
     return written
 
 

@@ -14,7 +14,7 @@ from chipp_builder.schemas.common import format_period
 from chipp_builder.server.auth import KeyIdentity
 from chipp_builder.server.deps import ReadConn, require
 from chipp_builder.server.params import TimestampValue
-from chipp_builder.server.resources.analytics import queries
+from chipp_builder.server.resources.analytics import rollups
 from chipp_builder.server.resources.analytics.buckets import bucket_range, sum_into_buckets
 from chipp_builder.server.resources.common import AppIdPath, app_router
 from chipp_builder.server.responses import json_response
@@ -44,7 +44,7 @@ async def get_usage(
     group_by: Grouping = GroupBy.day,
 ) -> Response:
     """Sessions, unique consumers and messages over time."""
-    per_day, unique = await queries.usage_by_day(db, key.app_id, started_after, started_before)
+    per_day, unique = await rollups.usage_by_day(db, key.app_id, started_after, started_before)
     starts = bucket_range(started_after, started_before, per_day.keys(), group_by.value)
     series = sum_into_buckets(per_day, starts, group_by.value, ("session_count", "message_count"))
     summary = {
@@ -65,7 +65,7 @@ async def get_token_usage(
     group_by: Grouping = GroupBy.day,
 ) -> Response:
     """Token consumption by model and over time."""
-    rows = await queries.tokens_by_day_and_model(db, key.app_id, started_after, started_before)
+    rows = await rollups.tokens_by_day_and_model(db, key.app_id, started_after, started_before)
     per_day: dict[date, dict[str, int]] = defaultdict(lambda: {"total_tokens": 0, "message_count": 0})
     per_model: dict[str | None, dict[str, int]] = defaultdict(lambda: {"total_tokens": 0, "message_count": 0})
     for day, model, tokens, count in rows:

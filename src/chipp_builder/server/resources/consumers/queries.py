@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chipp_builder.errors import NotFound
 from chipp_builder.server.db.tables import consumer
 from chipp_builder.server.db.writelock import advisory_lock
+from chipp_builder.server.ingest.derived import add_counts, row_count
 from chipp_builder.server.pagination import fetch_offset_page
 from chipp_builder.server.params import escape_like
 
@@ -45,7 +46,11 @@ async def list_consumers(
     if created_before is not None:
         conditions.append(consumer.c.created_at < created_before)
     order = (consumer.c.created_at.desc(), consumer.c.id.desc())
-    return await fetch_offset_page(db, CONSUMER_COLUMNS, consumer, conditions, order, limit, offset)
+    # Unfiltered (only the app condition): the exact total is the app's row counter, not a count(*).
+    total = await row_count(db, app_id, "consumers") if len(conditions) == 1 else None
+    return await fetch_offset_page(
+        db, CONSUMER_COLUMNS, consumer, conditions, order, limit, offset, total=total
+    )
 
 
 async def get_consumer(db: AsyncConnection, app_id: UUID, consumer_id: UUID) -> dict[str, Any] | None:
@@ -133,6 +138,7 @@ async def find_or_create_consumer(
                 **created,
             )
         )
+        await add_counts(db, app_id, consumers=1)  # the unfiltered list's total, in this transaction
         return created, True
     changes: dict[str, Any] = {}
     if name is not None and name != found["name"]:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.errors import NotFound
 from chipp_builder.server.db.tables import consumer, feedback, message
+from chipp_builder.server.ingest.derived import add_counts, row_count
 from chipp_builder.server.pagination import fetch_offset_page
 
 PREVIEW_LENGTH = 200
@@ -49,8 +50,10 @@ async def list_feedback(
     if created_before is not None:
         conditions.append(feedback.c.created_at < created_before)
     order = (feedback.c.created_at.desc(), feedback.c.id.desc())
+    # Unfiltered (only the app condition): the exact total is the app's row counter, not a count(*).
+    total = await row_count(db, app_id, "feedback") if len(conditions) == 1 else None
     return await fetch_offset_page(
-        db, FEEDBACK_COLUMNS, feedback, conditions, order, limit, offset, select_from=_FEEDBACK_FROM
+        db, FEEDBACK_COLUMNS, feedback, conditions, order, limit, offset, select_from=_FEEDBACK_FROM, total=total
     )
 
 
@@ -100,6 +103,7 @@ async def rate_message(
         if len(earlier) > 1:  # an import may have brought several; one rating per consumer remains
             stale = delete(feedback).where(feedback.c.app_id == app_id, feedback.c.id.in_(earlier[1:]))
             await db.execute(stale)
+            await add_counts(db, app_id, feedback=-(len(earlier) - 1))
     else:
         feedback_id, created = str(uuid.uuid4()), True
         await db.execute(
@@ -108,6 +112,7 @@ async def rate_message(
                 consumer_id=consumer_id, rating=rating, created_at=now,
             )
         )
+        await add_counts(db, app_id, feedback=1)
     row = (
         await db.execute(
             select(*FEEDBACK_COLUMNS)

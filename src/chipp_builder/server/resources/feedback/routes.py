@@ -45,7 +45,7 @@ async def list_feedback(
 
 FeedbackWriter = Annotated[KeyIdentity, Depends(require_write("feedback"))]
 RATE_RULES: dict[str, str] = {
-    "message_id": "the id of one of the app's messages (1 to 64 characters)",
+    "message_id": "the id of one of the app's messages (1 to 64 characters without control characters)",
     "rating": "one of -1, 0, 1",
     "consumer_id": "a UUID of one of the app's consumers",
 }

@@ -8,6 +8,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.server.db.tables import knowledge_source as ks
+from chipp_builder.server.ingest.derived import row_count
 from chipp_builder.server.pagination import fetch_offset_page
 
 COLUMNS = (
@@ -27,4 +28,8 @@ async def list_knowledge_sources(
     if source_type is not None:
         conditions.append(ks.c.type == source_type)
     order = (ks.c.created_at.desc(), ks.c.id.desc())
-    return await fetch_offset_page(db, COLUMNS, ks, conditions, order, limit, offset)
+    # Unfiltered (only the app condition): the exact total is the app's row counter, not a count(*).
+    total = await row_count(db, app_id, "knowledge_sources") if len(conditions) == 1 else None
+    return await fetch_offset_page(
+        db, COLUMNS, ks, conditions, order, limit, offset, total=total
+    )

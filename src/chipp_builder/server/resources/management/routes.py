@@ -18,12 +18,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from chipp_builder.errors import ChippError, NotFound, RateLimited, Unauthorized
 from chipp_builder.schemas.common import DataEnvelope, Timestamp, WireModel
-from chipp_builder.schemas.keys import ApiKey, App, ScopeLevel
+from chipp_builder.schemas.keys import RESOURCES, ApiKey, App, ScopeLevel
 from chipp_builder.server.auth import bearer_token
 from chipp_builder.server.body import WRITE_ERRORS, openapi_body, read_json, validate_body
 from chipp_builder.server.db.writelock import write_transaction
 from chipp_builder.server.deps import WriteConn, client_address
-from chipp_builder.server.params import TIMESTAMP_HELP, parse_timestamp
+from chipp_builder.server.params import NO_CONTROL_CHARACTERS, TIMESTAMP_HELP, parse_timestamp
 from chipp_builder.server.resources.apps import queries
 from chipp_builder.server.resources.common import as_uuid_or_none
 from chipp_builder.server.responses import ERROR_RESPONSES, json_response
@@ -76,7 +76,7 @@ class AppCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS)]
 
 
 class KeyCreate(BaseModel):
@@ -84,9 +84,16 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS)]
     # Resources and levels are checked by parse_scopes, whose messages name the resource and the levels.
-    scopes: dict[str, str] | None = None
+    scopes: Annotated[
+        dict[str, str] | None,
+        # Documented for what parse_scopes accepts, whose 400s name the resource or the levels.
+        Field(json_schema_extra={
+            "propertyNames": {"enum": list(RESOURCES)},
+            "additionalProperties": {"enum": [level.value for level in ScopeLevel]},
+        }),
+    ] = None
     expires_at: Annotated[datetime | None, BeforeValidator(_timestamp)] = None
 
 

@@ -8,6 +8,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.server.db.tables import memory
+from chipp_builder.server.ingest.derived import row_count
 from chipp_builder.server.pagination import fetch_offset_page
 
 COLUMNS = (
@@ -30,4 +31,8 @@ async def list_memories(
     if memory_layer is not None:
         conditions.append(memory.c.memory_layer == memory_layer)
     order = (memory.c.created_at.desc(), memory.c.id.desc())
-    return await fetch_offset_page(db, COLUMNS, memory, conditions, order, limit, offset)
+    # Unfiltered (only the app condition): the exact total is the app's row counter, not a count(*).
+    total = await row_count(db, app_id, "memories") if len(conditions) == 1 else None
+    return await fetch_offset_page(
+        db, COLUMNS, memory, conditions, order, limit, offset, total=total
+    )

@@ -1,0 +1,282 @@
+"""`chipp-builder export …`: an app's data to CSV, JSON Lines or Parquet through the SDK (remote: needs only
+a base URL, a key and an app id), with a progress bar, visible rate-limit waits and --resume."""
+
+from __future__ import annotations
+
+import math
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from chipp_builder.cli.support import friendly_errors, stderr
+from chipp_builder.client import Client, RetryPolicy
+from chipp_builder.export import runner
+
+export_app = typer.Typer(
+    help="Export an app's data through the API: one list to CSV, JSON Lines or Parquet, or everything "
+    "(`export all`) in the import format.",
+    no_args_is_help=True,
+)
+
+# Seams for tests: how the command gets its client, and how it waits out a 429.
+sleep = time.sleep
+
+
+def make_client(base_url: str | None, key: str | None, app: str | None) -> Client:
+    """The SDK client of an export. 429s are not retried inside the SDK (max_retry_after=0) but raised, so
+    the command can show the wait on its progress bar before retrying the page itself."""
+    return Client(base_url, key, app, retry=RetryPolicy(max_retry_after=0))
+
+
+class Format(StrEnum):
+    """Output formats of a single-list export."""
+
+    csv = "csv"
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+OutputOption = Annotated[
+    Path, typer.Option("--output", "-o", metavar="FILE", show_default=False, help="The file to write.")
+]
+FormatOption = Annotated[
+    Format | None,
+    typer.Option("--format", show_default=False,
+                 help="csv, jsonl or parquet. Default: from FILE's extension (.csv, .parquet), else jsonl."),
+]
+ResumeOption = Annotated[
+    bool, typer.Option("--resume", help="Continue an interrupted export from FILE.checkpoint.json.")
+]
+PageSizeOption = Annotated[int, typer.Option("--page-size", min=1, max=100, help="Items per API request.")]
+BaseUrlOption = Annotated[
+    str | None,
+    typer.Option("--base-url", metavar="URL", show_default=False,
+                 help="The server's root, e.g. http://localhost:8000. Default: $CHIPP_BASE_URL."),
+]
+KeyOption = Annotated[
+    str | None,
+    typer.Option("--key", metavar="KEY", show_default=False, help="An API key (chipp_…). Default: $CHIPP_API_KEY."),
+]
+AppOption = Annotated[
+    str | None,
+    typer.Option("--app", metavar="APP_ID", show_default=False, help="The app's id. Default: $CHIPP_APP_ID."),
+]
+
+
+def _filter(name: str, help_text: str, metavar: str = "TEXT") -> Any:
+    return typer.Option(name, metavar=metavar, show_default=False, help=help_text)
+
+
+SourceOption = Annotated[str | None, _filter("--source", "Sessions from this source (APP, API, WIDGET, …).",
+                                             "SOURCE")]
+ConsumerIdOption = Annotated[str | None, _filter("--consumer-id", "Only this consumer's.", "UUID")]
+StartedAfterOption = Annotated[str | None, _filter("--started-after", "Sessions started after this time.", "TIME")]
+StartedBeforeOption = Annotated[str | None, _filter("--started-before", "Sessions started before this time.",
+                                                    "TIME")]
+SearchOption = Annotated[str | None, _filter("--search", "Case-insensitive substring (sessions: of the title).")]
+CreatedAfterOption = Annotated[str | None, _filter("--created-after", "Created after this time.", "TIME")]
+CreatedBeforeOption = Annotated[str | None, _filter("--created-before", "Created before this time.", "TIME")]
+
+
+class RowsColumn(ProgressColumn):
+    """Rows written, out of the total when the API gives one."""
+
+    def render(self, task: Task) -> Text:
+        """`1,234 rows` or `1,234/5,000 rows`."""
+        done = int(task.completed)
+        return Text(f"{done:,}/{int(task.total):,} rows" if task.total else f"{done:,} rows")
+
+
+class RateColumn(ProgressColumn):
+    """Rows per second."""
+
+    def render(self, task: Task) -> Text:
+        """`250 rows/s`, or `- rows/s` before there is a rate."""
+        speed = task.speed
+        return Text(f"{speed:,.0f} rows/s" if speed is not None else "- rows/s")
+
+
+def _format_of(output: Path, given: Format | None) -> str:
+    if given is not None:
+        return given.value
+    suffix = output.suffix.lower()
+    return {".csv": "csv", ".parquet": "parquet"}.get(suffix, "jsonl")
+
+
+def run(resource: str, fmt: str, output: Path, filters: dict[str, Any], resume: bool, page_size: int,
+        base_url: str | None, key: str | None, app: str | None) -> None:
+    """Run one export with a progress bar on standard error; print the summary on standard output."""
+    with friendly_errors():
+        chosen = {name: value for name, value in filters.items() if value is not None}
+        if fmt == "parquet":
+            from chipp_builder.export.writers import require_pyarrow
+
+            require_pyarrow()
+        if not output.parent.is_dir():
+            raise ValueError(f"the folder {output.parent} does not exist")
+        client = make_client(base_url, key, app)
+        job = runner.Job(resource, fmt, chosen, str(client.config.app_id), output)
+        label = "Exporting everything" if resource == "all" else f"Exporting {resource}"
+        columns = (TextColumn("{task.description}"), BarColumn(), RowsColumn(), RateColumn(), TimeElapsedColumn())
+        try:
+            # Transient: the bar disappears when done, leaving the summary (or the one Error line); off when
+            # standard error is not a terminal (a log file gets the notes, not bar frames).
+            console = stderr()
+            with client, Progress(*columns, console=console, transient=True,
+                                  disable=not console.is_terminal) as bar:
+                task = bar.add_task(label, total=None)
+                current = {"label": label}
+
+                def on_wait(seconds: float | None) -> None:
+                    if seconds is None:
+                        bar.update(task, description=current["label"])
+                        return
+                    message = f"Rate limited by the server: waiting {seconds:.0f} s before retrying"
+                    bar.console.print(message)
+                    bar.update(task, description=f"{current['label']} (rate limited: waiting {seconds:.0f} s)")
+
+                def on_stage(stage: str) -> None:
+                    current["label"] = f"Exporting everything: {stage}"
+                    bar.update(task, description=current["label"])
+
+                progress = runner.Progress(
+                    rows=lambda rows: bar.update(task, completed=rows),
+                    total=lambda total: bar.update(task, total=total),
+                    stage=on_stage,
+                )
+                def count_down(seconds: float) -> None:
+                    # The wait in one-second steps, so the bar shows the seconds left rather than a frozen line.
+                    remaining = seconds
+                    while remaining > 0:
+                        left = math.ceil(remaining)
+                        bar.update(task, description=f"{current['label']} (rate limited: waiting {left} s)")
+                        step = min(1.0, remaining)
+                        sleep(step)
+                        remaining -= step
+
+                fetch = runner.Fetcher(sleep=count_down, on_wait=on_wait)
+                rows = runner.run_export(client, job, resume=resume, page_size=page_size, fetch=fetch,
+                                         progress=progress)
+        except BaseException:
+            if runner.checkpoint_path(output).exists():
+                typer.echo(f"The export stopped; what it wrote is kept in {runner.partial_path(output).name} "
+                           f"(or its spool) with {runner.checkpoint_path(output).name}: run the same command "
+                           "with --resume to continue.", err=True)
+            raise
+    typer.echo(f"Exported {rows} {'records' if resource == 'all' else 'rows'} to {output} ({fmt}).")
+
+
+@export_app.command("sessions")
+def export_sessions(
+    output: OutputOption, fmt: FormatOption = None, source: SourceOption = None,
+    consumer_id: ConsumerIdOption = None, started_after: StartedAfterOption = None,
+    started_before: StartedBeforeOption = None, search: SearchOption = None, resume: ResumeOption = False,
+    page_size: PageSizeOption = 100, base_url: BaseUrlOption = None, key: KeyOption = None, app: AppOption = None,
+) -> None:
+    """Export sessions, newest first, one row each (consumer email and name as columns)."""
+    filters = {"source": source, "consumer_id": consumer_id, "started_after": started_after,
+               "started_before": started_before, "search": search}
+    run("sessions", _format_of(output, fmt), output, filters, resume, page_size, base_url, key, app)
+
+
+@export_app.command("messages")
+def export_messages(
+    output: OutputOption, fmt: FormatOption = None, source: SourceOption = None,
+    consumer_id: ConsumerIdOption = None, started_after: StartedAfterOption = None,
+    started_before: StartedBeforeOption = None, search: SearchOption = None,
+    role: Annotated[str | None, _filter("--role", "Only messages of this role (user, assistant, system, tool).",
+                                        "ROLE")] = None,
+    created_after: CreatedAfterOption = None, created_before: CreatedBeforeOption = None,
+    resume: ResumeOption = False, page_size: PageSizeOption = 100, base_url: BaseUrlOption = None,
+    key: KeyOption = None, app: AppOption = None,
+) -> None:
+    """Export the messages of every session (or those the session filters select), with tool details."""
+    filters = {"source": source, "consumer_id": consumer_id, "started_after": started_after,
+               "started_before": started_before, "search": search, "role": role,
+               "created_after": created_after, "created_before": created_before}
+    run("messages", _format_of(output, fmt), output, filters, resume, page_size, base_url, key, app)
+
+
+@export_app.command("consumers")
+def export_consumers(
+    output: OutputOption, fmt: FormatOption = None,
+    search: Annotated[str | None, _filter("--search", "Case-insensitive substring of name, email or identifier.")]
+    = None,
+    has_email: Annotated[bool | None, typer.Option("--has-email/--no-email", show_default=False,
+                                                   help="Only consumers with (or without) an email.")] = None,
+    created_after: CreatedAfterOption = None, created_before: CreatedBeforeOption = None,
+    resume: ResumeOption = False, page_size: PageSizeOption = 100, base_url: BaseUrlOption = None,
+    key: KeyOption = None, app: AppOption = None,
+) -> None:
+    """Export consumers, newest first."""
+    filters = {"search": search, "has_email": has_email, "created_after": created_after,
+               "created_before": created_before}
+    run("consumers", _format_of(output, fmt), output, filters, resume, page_size, base_url, key, app)
+
+
+@export_app.command("feedback")
+def export_feedback(
+    output: OutputOption, fmt: FormatOption = None,
+    rating: Annotated[int | None, typer.Option("--rating", min=-1, max=1, show_default=False,
+                                               help="Only this rating: -1, 0 or 1.")] = None,
+    session_id: Annotated[str | None, _filter("--session-id", "Only this session's ratings.", "UUID")] = None,
+    created_after: CreatedAfterOption = None, created_before: CreatedBeforeOption = None,
+    resume: ResumeOption = False, page_size: PageSizeOption = 100, base_url: BaseUrlOption = None,
+    key: KeyOption = None, app: AppOption = None,
+) -> None:
+    """Export feedback (ratings of messages), newest first."""
+    filters = {"rating": rating, "session_id": session_id, "created_after": created_after,
+               "created_before": created_before}
+    run("feedback", _format_of(output, fmt), output, filters, resume, page_size, base_url, key, app)
+
+
+@export_app.command("memories")
+def export_memories(
+    output: OutputOption, fmt: FormatOption = None, consumer_id: ConsumerIdOption = None,
+    memory_type: Annotated[str | None, _filter("--memory-type", "preference, background, fact, insight, "
+                                               "topic or query.", "TYPE")] = None,
+    memory_layer: Annotated[str | None, _filter("--memory-layer", "episodic or fact.", "LAYER")] = None,
+    resume: ResumeOption = False, page_size: PageSizeOption = 100, base_url: BaseUrlOption = None,
+    key: KeyOption = None, app: AppOption = None,
+) -> None:
+    """Export memories, newest first."""
+    filters = {"consumer_id": consumer_id, "memory_type": memory_type, "memory_layer": memory_layer}
+    run("memories", _format_of(output, fmt), output, filters, resume, page_size, base_url, key, app)
+
+
+@export_app.command("knowledge-sources")
+def export_knowledge_sources(
+    output: OutputOption, fmt: FormatOption = None,
+    status: Annotated[str | None, _filter("--status", "pending, processing, completed, failed or deleting.",
+                                          "STATUS")] = None,
+    source_type: Annotated[str | None, _filter("--type", "file, url, google_drive, notion, text, qa, sitemap, "
+                                               "youtube or confluence.", "TYPE")] = None,
+    resume: ResumeOption = False, page_size: PageSizeOption = 100, base_url: BaseUrlOption = None,
+    key: KeyOption = None, app: AppOption = None,
+) -> None:
+    """Export knowledge sources, newest first."""
+    filters = {"status": status, "type": source_type}
+    run("knowledge-sources", _format_of(output, fmt), output, filters, resume, page_size, base_url, key, app)
+
+
+@export_app.command("tags")
+def export_tags(
+    output: OutputOption, fmt: FormatOption = None, resume: ResumeOption = False, page_size: PageSizeOption = 100,
+    base_url: BaseUrlOption = None, key: KeyOption = None, app: AppOption = None,
+) -> None:
+    """Export the app's tags, oldest first."""
+    run("tags", _format_of(output, fmt), output, {}, resume, page_size, base_url, key, app)
+
+
+@export_app.command("all")
+def export_all(
+    output: OutputOption, resume: ResumeOption = False, page_size: PageSizeOption = 100,
+    base_url: BaseUrlOption = None, key: KeyOption = None, app: AppOption = None,
+) -> None:
+    """Export every record of the app as JSON Lines in the import format, for `chipp-builder import`."""
+    run("all", "jsonl", output, {}, resume, page_size, base_url, key, app)
