@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ def require_pyarrow() -> None:
         raise MissingPyarrow(f"--format parquet needs pyarrow, which is not installed: {PARQUET_HINT}") from None
 
 
-class Sink:
+class Sink(ABC):
     """Appends rows to a file opened at a known size (0 for a new file); `flush` returns the size so far."""
 
     encoding = "utf-8"
@@ -48,9 +49,9 @@ class Sink:
         self.handle: IO[str] = io.TextIOWrapper(raw, encoding=self.encoding, newline="")
         self.fresh = resume_at == 0
 
+    @abstractmethod
     def write(self, rows: Sequence[Row]) -> None:
-        """Append a batch of rows."""
-        raise NotImplementedError
+        """Append a batch of rows (each format says how)."""
 
     def flush(self) -> int:
         """Push everything written to the operating system; return the file's size in bytes."""
