@@ -11,9 +11,9 @@ from uuid import UUID
 
 from sqlalchemy import func, select
 
-from chipp_builder.server.db.tables import daily_consumer, daily_message, daily_session
+from chipp_builder.server.db.tables import consumer, daily_consumer, daily_message, daily_session, session
 from chipp_builder.server.ingest.demo import generate_demo
-from chipp_builder.server.ingest.derived import COUNTED, recompute_activity, recount, row_count
+from chipp_builder.server.ingest.derived import ACTIVE_CONSUMERS, COUNTED, recompute_activity, recount, row_count
 from chipp_builder.server.resources.analytics import queries as raw
 from chipp_builder.server.resources.analytics import rollups
 from chipp_builder.server.resources.analytics.buckets import bucket_range, sum_into_buckets
@@ -79,8 +79,8 @@ def _random_bound(rng: random.Random) -> datetime | None:
 
 async def _assert_rollups_match_raw(server: Any, app_id: UUID, rng: random.Random, ranges: int = 12) -> None:
     async with server.state.engine.connect() as db:
-        for _ in range(ranges):
-            after, before = _random_bound(rng), _random_bound(rng)
+        for n in range(ranges):
+            after, before = (None, None) if n == 0 else (_random_bound(rng), _random_bound(rng))
             if after is not None and before is not None and before < after:
                 after, before = before, after
             want = await raw.usage_by_day(db, app_id, after, before)
@@ -110,16 +110,30 @@ async def _snapshot(db: Any, app_id: UUID) -> dict[str, set[tuple[Any, ...]]]:
     return {t.name: set((await db.execute(select(t).where(t.c.app_id == app_id))).all()) for t in tables}
 
 
+async def _named_consumers(db: Any, app_id: UUID) -> int:
+    """Consumers named by at least one of the app's sessions, counted from the raw rows."""
+    named = select(session.c.consumer_id).where(session.c.app_id == app_id, session.c.consumer_id.is_not(None))
+    return int((await db.execute(select(func.count()).select_from(named.distinct().subquery()))).scalar_one())
+
+
+async def _flagged_consumers(db: Any, app_id: UUID) -> int:
+    query = select(func.count()).where(consumer.c.app_id == app_id, consumer.c.has_session)
+    return int((await db.execute(query)).scalar_one())
+
+
 async def _assert_summaries_exact(server: Any, app_id: UUID) -> None:
     """Counters equal count(*); the incrementally kept rollups equal a rebuild from the raw rows."""
     async with server.state.engine.begin() as db:
         for resource, table in COUNTED.items():
             counted = (await db.execute(select(func.count()).where(table.c.app_id == app_id))).scalar_one()
             assert await row_count(db, app_id, resource) == counted, resource
+        assert await row_count(db, app_id, ACTIVE_CONSUMERS) == await _named_consumers(db, app_id)
+        assert await _flagged_consumers(db, app_id) == await _named_consumers(db, app_id)
         await recount(db, app_id)  # the repair path agrees
         for resource, table in COUNTED.items():
             counted = (await db.execute(select(func.count()).where(table.c.app_id == app_id))).scalar_one()
             assert await row_count(db, app_id, resource) == counted, resource
+        assert await row_count(db, app_id, ACTIVE_CONSUMERS) == await _named_consumers(db, app_id)
         kept = await _snapshot(db, app_id)
         await recompute_activity(db, app_id)
         assert await _snapshot(db, app_id) == kept

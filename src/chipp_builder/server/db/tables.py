@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    false,
 )
 from sqlalchemy.engine import Dialect
 
@@ -104,6 +105,9 @@ consumer = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     # casefold() of name, email and identifier joined by \x1f (never in a search term: control characters are refused)
     Column("search_folded", Text, nullable=False, default=""),
+    # Whether any session names this consumer: kept by ingest/derived.py with the app's "active_consumers"
+    # counter, so all-time unique_consumers in analytics is one counter read, not a distinct count.
+    Column("has_session", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_consumer_app_created", "app_id", "created_at", "id"),
     Index("ix_consumer_app_email", "app_id", "email"),
     Index("ix_consumer_app_identifier", "app_id", "identifier"),

@@ -133,10 +133,16 @@ async def _add(
     await db.execute(stmt, rows)
 
 
+# Not a table's row count: the app's consumers named by at least one session (consumer.has_session), which is
+# all-time unique_consumers in analytics.
+ACTIVE_CONSUMERS = "active_consumers"
+
+
 async def add_counts(db: AsyncConnection, app_id: UUID, **deltas: int) -> None:
-    """Add to the app's row counters, e.g. add_counts(db, app_id, consumers=1); keys are COUNTED's."""
+    """Add to the app's row counters, e.g. add_counts(db, app_id, consumers=1); keys are COUNTED's or
+    ACTIVE_CONSUMERS."""
     rows = [{"app_id": app_id, "resource": resource, "row_count": delta} for resource, delta in deltas.items() if delta]
-    unknown = set(deltas) - set(COUNTED)
+    unknown = set(deltas) - set(COUNTED) - {ACTIVE_CONSUMERS}
     if unknown:
         raise ValueError(f"no counter for {sorted(unknown)}")
     await _add(db, app_counter, ("app_id", "resource"), ("row_count",), rows)
@@ -156,6 +162,55 @@ async def recount(db: AsyncConnection, app_id: UUID) -> None:
             table.c.app_id == app_id
         )
         await db.execute(app_counter.insert().from_select(["app_id", "resource", "row_count"], counted))
+    await db.execute(
+        update(consumer).where(consumer.c.app_id == app_id).values(has_session=_session_of(consumer.c.id))
+    )
+    active = select(literal(app_id, app_counter.c.app_id.type), literal(ACTIVE_CONSUMERS), func.count()).where(
+        consumer.c.app_id == app_id, consumer.c.has_session
+    )
+    await db.execute(app_counter.insert().from_select(["app_id", "resource", "row_count"], active))
+
+
+def _session_of(consumer_id: Any) -> Any:
+    """EXISTS a session of the consumer's app naming it (through the (app_id, consumer_id, ...) index)."""
+    return (
+        select(session.c.id)
+        .where(session.c.app_id == consumer.c.app_id, session.c.consumer_id == consumer_id)
+        .exists()
+    )
+
+
+async def mark_active_consumers(db: AsyncConnection, app_id: UUID, consumer_ids: Iterable[UUID]) -> None:
+    """Flag consumers that new sessions name, counting the ones that were not flagged yet.
+
+    The UPDATE's `NOT has_session` condition makes the count exact under concurrency: on PostgreSQL a second
+    transaction flagging the same consumer waits for the first, re-reads the row and updates nothing.
+    """
+    wanted = sorted(set(consumer_ids), key=str)  # a fixed order: concurrent writers lock rows alike
+    flagged = 0
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        result = await db.execute(
+            update(consumer)
+            .where(consumer.c.app_id == app_id, consumer.c.id.in_(chunk), ~consumer.c.has_session)
+            .values(has_session=True)
+        )
+        flagged += result.rowcount
+    await add_counts(db, app_id, active_consumers=flagged)
+
+
+async def refresh_active_consumers(db: AsyncConnection, app_id: UUID, consumer_ids: Collection[UUID]) -> None:
+    """Recompute has_session from the session rows for these consumers and move the counter by the difference:
+    after an upsert that may have moved sessions from one consumer to another."""
+    wanted = sorted(set(consumer_ids), key=str)
+    delta = 0
+    for start in range(0, len(wanted), _CHUNK):
+        where = [consumer.c.app_id == app_id, consumer.c.id.in_(wanted[start : start + _CHUNK])]
+        active = select(func.count()).where(*where, consumer.c.has_session)
+        before = int((await db.execute(active)).scalar_one())
+        await db.execute(update(consumer).where(*where).values(has_session=_session_of(consumer.c.id)))
+        delta += int((await db.execute(active)).scalar_one()) - before
+    await add_counts(db, app_id, active_consumers=delta)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -177,6 +232,8 @@ async def add_activity(
     (created_at, model, token_count). Only for rows that did not exist before (inserts, not replacements)."""
     per_day: Counter[date] = Counter()
     per_consumer: Counter[tuple[date, UUID]] = Counter()
+    sessions = list(sessions)
+    await mark_active_consumers(db, app_id, (cid for _, cid in sessions if cid is not None))
     for started_at, consumer_id in sessions:
         day = day_of(started_at)
         per_day[day] += 1
@@ -303,6 +360,8 @@ class PendingUpsert:
     """What an upsert is about to replace: the days its old rows count on and how many rows already exist."""
 
     days: set[date] = field(default_factory=set)
+    session_ids: list[Any] = field(default_factory=list)
+    consumers: set[UUID] = field(default_factory=set)
     existing: dict[str, int] = field(default_factory=dict)
     incoming: dict[str, int] = field(default_factory=dict)
 
@@ -316,8 +375,9 @@ async def before_upsert(
     """Call before an upsert that may replace rows. `ids` maps "session", "message" and COUNTED's resources
     to the ids about to be written; `times` are the new rows' started_at / created_at. Reads the days the
     replaced sessions and messages count on now, and how many of the counted ids exist already."""
-    pending = PendingUpsert(days={day_of(at) for at in times})
+    pending = PendingUpsert(days={day_of(at) for at in times}, session_ids=list(ids.get("session", ())))
     dialect = db.dialect.name
+    pending.consumers = await _consumers_of_sessions(db, app_id, pending.session_ids)
     for table, column, key in ((session, session.c.started_at, "session"), (message, message.c.created_at, "message")):
         day = utc_day(column, dialect)
         wanted = list(ids.get(key, ()))
@@ -344,6 +404,22 @@ async def after_upsert(db: AsyncConnection, app_id: UUID, pending: PendingUpsert
     )
     if pending.days:
         await recompute_activity(db, app_id, pending.days)
+    # Consumers the replaced sessions named before and the written sessions name now.
+    touched = pending.consumers | await _consumers_of_sessions(db, app_id, pending.session_ids)
+    if touched:
+        await refresh_active_consumers(db, app_id, touched)
+
+
+async def _consumers_of_sessions(db: AsyncConnection, app_id: UUID, session_ids: Sequence[Any]) -> set[UUID]:
+    found: set[UUID] = set()
+    for start in range(0, len(session_ids), _CHUNK):
+        query = select(session.c.consumer_id).distinct().where(
+            session.c.app_id == app_id,
+            session.c.id.in_(session_ids[start : start + _CHUNK]),
+            session.c.consumer_id.is_not(None),
+        )
+        found.update((await db.execute(query)).scalars())
+    return found
 
 
 def _as_day(value: Any) -> date:

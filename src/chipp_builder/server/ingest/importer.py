@@ -613,7 +613,7 @@ def upsert_statement(
 
 
 _TABLES: dict[str, tuple[Table, tuple[str, ...], tuple[str, ...]]] = {
-    "consumer": (consumer, ("id",), ()),
+    "consumer": (consumer, ("id",), ("has_session",)),
     "session": (session, ("id",), ("message_count", "last_activity_at")),
     "tag": (tag, ("id",), ("usage_count",)),
     "knowledge_source": (knowledge_source, ("app_id", "id"), ()),

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.server.db.days import as_date
 from chipp_builder.server.db.tables import daily_consumer, daily_message, daily_session, session
+from chipp_builder.server.ingest.derived import ACTIVE_CONSUMERS, row_count
 from chipp_builder.server.resources.analytics import queries as raw
 
 _TICK = timedelta(microseconds=1)
@@ -106,12 +107,16 @@ async def usage_by_day(
                 *raw.in_range(session.c.started_at, lo, hi),
             )
         )
+    active = {day: counts for day, counts in per_day.items() if counts["session_count"] or counts["message_count"]}
+    if after is None and before is None:
+        # All time: the consumers any session names, a counter kept by every writer (ingest/derived.py).
+        return active, await row_count(db, app_id, ACTIVE_CONSUMERS)
+    # A bounded range: distinct consumers over the range's consumer-days (cost grows with the range's length).
     # UNION, not UNION ALL: a consumer seen on a whole day and on a partial one counts once.
     everyone: Any = consumer_sets[0].distinct()  # a consumer is on one row per day they started a session
     if len(consumer_sets) > 1:
         everyone = union(*consumer_sets)
     unique = (await db.execute(select(func.count()).select_from(everyone.subquery()))).scalar_one()
-    active = {day: counts for day, counts in per_day.items() if counts["session_count"] or counts["message_count"]}
     return active, int(unique)
 
 
