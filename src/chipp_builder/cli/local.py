@@ -46,7 +46,7 @@ def base_url(host: str, port: int) -> str:
     return f"http://{display_host(host)}:{port}"
 
 
-def start_server(database_url: str, host: str, port: int, workers: int = 1) -> None:
+def start_server(database_url: str, host: str, port: int, workers: int = 1, access_log: bool = True) -> None:
     """Run uvicorn with the app factory; workers read the database URL from the environment."""
     with friendly_errors():
         import uvicorn
@@ -64,6 +64,7 @@ def start_server(database_url: str, host: str, port: int, workers: int = 1) -> N
         workers=workers,
         server_header=False,
         proxy_headers=False,
+        access_log=access_log,
     )
 
 
@@ -72,11 +73,14 @@ def serve(
     port: PortOption = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
     database_url: DatabaseUrlOption = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log one line per request (never headers).")
+    ] = True,
 ) -> None:
     """Run the API server, after creating or migrating the database's schema."""
     with friendly_errors():
         settings = open_database(database_url)
-    start_server(settings.database_url, host, port, workers)
+    start_server(settings.database_url, host, port, workers, access_log)
 
 
 def _progress(*counter: ProgressColumn) -> Progress:

@@ -26,7 +26,8 @@ from chipp_builder.errors import (
     ServiceUnavailable,
 )
 from chipp_builder.server.config import Settings
-from chipp_builder.server.db.engine import DRIVER_ERRORS, is_unavailable, make_engine
+from chipp_builder.server.db.engine import DRIVER_ERRORS, is_disk_full, is_unavailable, make_engine
+from chipp_builder.server.db.fastread import make_reader
 from chipp_builder.server.middleware import BodySizeLimit, QueryAndHeaders
 from chipp_builder.server.openapi import install_openapi
 from chipp_builder.server.params import message_for
@@ -76,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_engine = (
         engine_for(settings.database_read_url) if settings.database_read_url else app.state.engine
     )
+    # The hot GETs read through the driver directly (db/fastread.py); closed with the read engine.
+    app.state.reader = make_reader(app.state.read_engine, settings.database_read_url or settings.database_url, timeout)
     app.state.limiter = RateLimiter(make_counter(settings), settings.rate_limit)
     for router in ROUTERS:
         app.include_router(router)
@@ -118,7 +121,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(InvalidRequest(message_for(loc[-1] if loc else "request")))
 
     async def on_database_error(_request: Request, exc: Exception) -> Any:
-        if "database or disk is full" in str(exc):
+        if is_disk_full(exc):
+            # The request's transaction was rolled back with the error: nothing of it was written.
+            log.error("database out of storage: %s", type(exc).__name__)
             return error_response(InsufficientStorage("The server is out of storage"))
         log.warning("database unavailable: %s", type(exc).__name__)
         return error_response(ServiceUnavailable("The database is unavailable; retry shortly"))
@@ -128,8 +133,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(InternalError("Internal server error"))
 
     async def on_driver_error(request: Request, exc: Exception) -> Any:
-        # Lost connections, timeouts and a server that refuses work are 503s; anything else is a bug.
-        if is_unavailable(exc):
+        # Lost connections, timeouts and a server that refuses work are 503s, a full disk a 507; anything
+        # else is a bug.
+        if is_disk_full(exc) or is_unavailable(exc):
             return await on_database_error(request, exc)
         return await on_unexpected(request, exc)
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.errors import ChippError, InvalidRequest, RateLimited
 from chipp_builder.server.auth import KeyIdentity, check_app, lookup_key, presented_key
+from chipp_builder.server.db.fastread import Reader
 from chipp_builder.server.params import message_for
 
 
@@ -71,7 +72,9 @@ async def raw_key(request: Request) -> str:
 RawKey = Annotated[str, Depends(raw_key)]
 
 
-async def _identify(request: Request, key: str, db: AsyncConnection, resource: str, level: str) -> KeyIdentity:
+async def _identify(
+    request: Request, key: str, db: AsyncConnection | Reader, resource: str, level: str
+) -> KeyIdentity:
     try:
         identity = await lookup_key(db, key)
     except ChippError as error:
@@ -86,12 +89,21 @@ async def _identify(request: Request, key: str, db: AsyncConnection, resource: s
     return identity
 
 
+def read_fast(request: Request) -> Reader:
+    """The read fast path (db/fastread.py): compiled statements on the driver, no pooled engine connection."""
+    reader: Reader = request.app.state.reader
+    return reader
+
+
+Reads = Annotated[Reader, Depends(read_fast)]
+
+
 def require(resource: str, level: str = "read") -> Callable[..., Coroutine[Any, Any, KeyIdentity]]:
     """A dependency that authenticates the caller for `level` access to `resource` of the path's app."""
 
-    # The key parameter comes first: FastAPI resolves it, and refuses a bad header, before opening a connection.
-    async def identity(request: Request, key: RawKey, db: ReadConn) -> KeyIdentity:
-        return await _identify(request, key, db, resource, level)
+    # The key parameter comes first: FastAPI resolves it, and refuses a bad header, before any database work.
+    async def identity(request: Request, key: RawKey) -> KeyIdentity:
+        return await _identify(request, key, request.app.state.reader, resource, level)
 
     identity.__name__ = f"require_{level}_{resource}"
     return identity

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import event
@@ -88,10 +89,16 @@ def _driver_errors() -> tuple[type[Exception], ...]:
 DRIVER_ERRORS = _driver_errors()
 
 
-def is_unavailable(exc: BaseException) -> bool:
-    """Whether an error (or one it was raised from) means the database is unreachable or refusing work."""
-    from sqlalchemy import exc as sa_exc
+# SQLite's SQLITE_FULL ("database or disk is full": the disk, or the database's max_page_count) and
+# PostgreSQL's disk_full (53100: "could not extend file ...: No space left on device"). The rest of
+# PostgreSQL's class 53 (out of memory, too many connections) passes, so it stays a 503.
+_SQLITE_FULL = 13
+_DISK_FULL_SQLSTATE = "53100"
+_DISK_FULL_TEXT = "database or disk is full"
 
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """An error, the driver error it wraps and those it was raised from or during, each once."""
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
     while pending:
@@ -99,6 +106,28 @@ def is_unavailable(exc: BaseException) -> bool:
         if error is None or id(error) in seen:
             continue
         seen.add(id(error))
+        yield error
+        pending.extend((getattr(error, "orig", None), error.__cause__, error.__context__))
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an error (or one it was raised from) means the database has no room to write: a 507."""
+    for error in _causes(exc):
+        if getattr(error, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return True
+        if (getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)) == _DISK_FULL_SQLSTATE:
+            return True
+        # aiosqlite re-raises sqlite3's error as it is; older Pythons' sqlite3 errors carry no code.
+        if type(error).__module__.startswith(("sqlite3", "aiosqlite")) and _DISK_FULL_TEXT in str(error):
+            return True
+    return False
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error (or one it was raised from) means the database is unreachable or refusing work."""
+    from sqlalchemy import exc as sa_exc
+
+    for error in _causes(exc):
         if isinstance(
             error,
             OSError  # refused, reset, timed out (TimeoutError is an OSError)
@@ -113,5 +142,4 @@ def is_unavailable(exc: BaseException) -> bool:
         sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
         if isinstance(sqlstate, str) and sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
             return True
-        pending.extend((getattr(error, "orig", None), error.__cause__, error.__context__))
     return False

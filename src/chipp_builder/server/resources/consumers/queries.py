@@ -7,14 +7,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.errors import NotFound
+from chipp_builder.server.db.fastread import Reader
 from chipp_builder.server.db.tables import consumer
 from chipp_builder.server.db.writelock import advisory_lock
-from chipp_builder.server.ingest.derived import add_counts, row_count
-from chipp_builder.server.pagination import fetch_offset_page
+from chipp_builder.server.ingest.derived import add_counts
+from chipp_builder.server.pagination import OffsetList
 from chipp_builder.server.params import escape_like
 
 CONSUMER_COLUMNS = (
@@ -24,8 +25,23 @@ CONSUMER_COLUMNS = (
 )
 
 
+CONSUMER_LIST = OffsetList(
+    consumer,
+    CONSUMER_COLUMNS,
+    (consumer.c.created_at.desc(), consumer.c.id.desc()),
+    {
+        "pattern": lambda: consumer.c.search_folded.like(bindparam("pattern"), escape="\\"),
+        "with_email": lambda: consumer.c.email.is_not(None),
+        "without_email": lambda: consumer.c.email.is_(None),
+        "created_after": lambda: consumer.c.created_at > bindparam("created_after"),
+        "created_before": lambda: consumer.c.created_at < bindparam("created_before"),
+    },
+    counter="consumers",
+)
+
+
 async def list_consumers(
-    db: AsyncConnection,
+    db: Reader,
     app_id: UUID,
     *,
     limit: int,
@@ -35,21 +51,13 @@ async def list_consumers(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of consumers, newest first, and the total of the filtered set."""
-    conditions = [consumer.c.app_id == app_id]
-    if search is not None:
-        conditions.append(consumer.c.search_folded.like(f"%{escape_like(search.casefold())}%", escape="\\"))
-    if has_email is not None:
-        conditions.append(consumer.c.email.is_not(None) if has_email else consumer.c.email.is_(None))
-    if created_after is not None:
-        conditions.append(consumer.c.created_at > created_after)
-    if created_before is not None:
-        conditions.append(consumer.c.created_at < created_before)
-    order = (consumer.c.created_at.desc(), consumer.c.id.desc())
-    # Unfiltered (only the app condition): the exact total is the app's row counter, not a count(*).
-    total = await row_count(db, app_id, "consumers") if len(conditions) == 1 else None
-    return await fetch_offset_page(
-        db, CONSUMER_COLUMNS, consumer, conditions, order, limit, offset, total=total
+    """A page of consumers, newest first, and the total of the filtered set (unfiltered: the app's row counter)."""
+    return await CONSUMER_LIST.fetch(
+        db, app_id, limit, offset,
+        pattern=None if search is None else f"%{escape_like(search.casefold())}%",
+        with_email=True if has_email is True else None,
+        without_email=True if has_email is False else None,
+        created_after=created_after, created_before=created_before,
     )
 
 

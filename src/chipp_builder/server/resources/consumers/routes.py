@@ -15,7 +15,7 @@ from chipp_builder.server import tokens
 from chipp_builder.server.auth import KeyIdentity
 from chipp_builder.server.body import WRITE_ERRORS, openapi_body, read_json, validate_body
 from chipp_builder.server.db.writelock import write_transaction
-from chipp_builder.server.deps import ReadConn, WriteConn, require, require_write
+from chipp_builder.server.deps import ReadConn, Reads, WriteConn, require, require_write
 from chipp_builder.server.pagination import offset_pagination
 from chipp_builder.server.params import Limit, Offset, Search, TimestampValue
 from chipp_builder.server.resources.common import AppIdPath, app_router, as_uuid_or_none
@@ -30,7 +30,7 @@ ConsumersReader = Annotated[KeyIdentity, Depends(require("consumers"))]
 async def list_consumers(
     app_id: AppIdPath,
     key: ConsumersReader,
-    db: ReadConn,
+    reads: Reads,
     limit: Limit = 25,
     offset: Offset = 0,
     search: Annotated[
@@ -42,7 +42,7 @@ async def list_consumers(
 ) -> Response:
     """List the app's consumers, newest first (offset pagination)."""
     data, total = await queries.list_consumers(
-        db, key.app_id, limit=limit, offset=offset, search=search,
+        reads, key.app_id, limit=limit, offset=offset, search=search,
         has_email=None if has_email is None else has_email == "true",
         created_after=created_after, created_before=created_before,
     )

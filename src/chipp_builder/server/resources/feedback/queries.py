@@ -7,13 +7,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.errors import NotFound
+from chipp_builder.server.db.fastread import Reader
 from chipp_builder.server.db.tables import consumer, feedback, message
-from chipp_builder.server.ingest.derived import add_counts, row_count
-from chipp_builder.server.pagination import fetch_offset_page
+from chipp_builder.server.ingest.derived import add_counts
+from chipp_builder.server.pagination import OffsetList
 
 PREVIEW_LENGTH = 200
 
@@ -28,8 +29,23 @@ _FEEDBACK_FROM = feedback.outerjoin(
 )
 
 
+FEEDBACK_LIST = OffsetList(
+    feedback,
+    FEEDBACK_COLUMNS,
+    (feedback.c.created_at.desc(), feedback.c.id.desc()),
+    {
+        "rating": lambda: feedback.c.rating == bindparam("rating"),
+        "session_id": lambda: feedback.c.session_id == bindparam("session_id"),
+        "created_after": lambda: feedback.c.created_at > bindparam("created_after"),
+        "created_before": lambda: feedback.c.created_at < bindparam("created_before"),
+    },
+    counter="feedback",
+    select_from=_FEEDBACK_FROM,
+)
+
+
 async def list_feedback(
-    db: AsyncConnection,
+    db: Reader,
     app_id: UUID,
     *,
     limit: int,
@@ -39,21 +55,11 @@ async def list_feedback(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of feedback, newest first, with each rated message's preview, and the filtered total."""
-    conditions = [feedback.c.app_id == app_id]
-    if rating is not None:
-        conditions.append(feedback.c.rating == rating)
-    if session_id is not None:
-        conditions.append(feedback.c.session_id == session_id)
-    if created_after is not None:
-        conditions.append(feedback.c.created_at > created_after)
-    if created_before is not None:
-        conditions.append(feedback.c.created_at < created_before)
-    order = (feedback.c.created_at.desc(), feedback.c.id.desc())
-    # Unfiltered (only the app condition): the exact total is the app's row counter, not a count(*).
-    total = await row_count(db, app_id, "feedback") if len(conditions) == 1 else None
-    return await fetch_offset_page(
-        db, FEEDBACK_COLUMNS, feedback, conditions, order, limit, offset, select_from=_FEEDBACK_FROM, total=total
+    """A page of feedback, newest first, with each rated message's preview, and the filtered total (unfiltered:
+    the app's row counter, not a count(*))."""
+    return await FEEDBACK_LIST.fetch(
+        db, app_id, limit, offset, rating=rating, session_id=session_id, created_after=created_after,
+        created_before=created_before,
     )
 
 

@@ -11,7 +11,7 @@ from chipp_builder.schemas.common import utc_now
 from chipp_builder.schemas.feedback import FeedbackCreate, FeedbackEnvelope, FeedbackList
 from chipp_builder.server.auth import KeyIdentity
 from chipp_builder.server.body import WRITE_ERRORS, openapi_body, read_json, validate_body
-from chipp_builder.server.deps import ReadConn, WriteConn, require, require_write
+from chipp_builder.server.deps import Reads, WriteConn, require, require_write
 from chipp_builder.server.idempotency import idempotent_write
 from chipp_builder.server.pagination import offset_pagination
 from chipp_builder.server.params import Limit, Offset, TimestampValue, UUIDValue
@@ -27,7 +27,7 @@ FeedbackReader = Annotated[KeyIdentity, Depends(require("feedback"))]
 async def list_feedback(
     app_id: AppIdPath,
     key: FeedbackReader,
-    db: ReadConn,
+    reads: Reads,
     limit: Limit = 25,
     offset: Offset = 0,
     rating: Annotated[Literal["-1", "0", "1"] | None, Query(description="Only this rating: -1, 0 or 1.")] = None,
@@ -37,7 +37,7 @@ async def list_feedback(
 ) -> Response:
     """List message ratings, newest first (offset pagination)."""
     data, total = await queries.list_feedback(
-        db, key.app_id, limit=limit, offset=offset, rating=None if rating is None else int(rating),
+        reads, key.app_id, limit=limit, offset=offset, rating=None if rating is None else int(rating),
         session_id=session_id, created_after=created_after, created_before=created_before,
     )
     return json_response({"data": data, "pagination": offset_pagination(total, limit, offset, len(data))})
