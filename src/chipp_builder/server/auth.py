@@ -110,7 +110,9 @@ def presented_key(authorization: str | None) -> str:
 _KEY_COLUMNS = (api_key.c.id, api_key.c.app_id, api_key.c.scopes, api_key.c.key_hash, api_key.c.expires_at,
                 api_key.c.revoked_at)
 # The same lookup, compiled once for the read fast path (db/fastread.py): every GET starts with it.
-_KEY_BY_HASH = Statements(select(*_KEY_COLUMNS).where(api_key.c.key_hash == bindparam("digest")), wire=False)
+_KEY_BY_HASH = Statements(
+    select(*_KEY_COLUMNS).where(api_key.c.key_hash == bindparam("digest")), wire=False, point=True
+)
 
 
 async def lookup_key(db: AsyncConnection | Reader, raw_key: str, now: datetime | None = None) -> KeyIdentity:

@@ -89,8 +89,11 @@ async def _identify(
     return identity
 
 
-def read_fast(request: Request) -> Reader:
-    """The read fast path (db/fastread.py): compiled statements on the driver, no pooled engine connection."""
+async def read_fast(request: Request) -> Reader:
+    """The read fast path (db/fastread.py): compiled statements on the driver, no pooled engine connection.
+
+    async only so that FastAPI calls it in the loop: a plain function dependency costs a worker-thread hop.
+    """
     reader: Reader = request.app.state.reader
     return reader
 

@@ -115,7 +115,8 @@ async def fetch_offset_page(
 _COUNTER = Statements(
     select(app_counter.c.row_count).where(
         app_counter.c.app_id == bindparam("app_id"), app_counter.c.resource == bindparam("resource")
-    )
+    ),
+    point=True,
 )
 
 

@@ -178,9 +178,12 @@ class Reader(Protocol):
 class Statements:
     """One SELECT, compiled lazily for each dialect it runs on."""
 
-    def __init__(self, statement: Select[Any], wire: bool = True) -> None:
+    def __init__(self, statement: Select[Any], wire: bool = True, point: bool = False) -> None:
         self.statement = statement
         self.wire = wire
+        # A point read by a unique key (tens of microseconds): SQLite runs it in the event loop's own thread,
+        # as the hop to a worker thread would cost more than the read.
+        self.point = point
         self._compiled: dict[str, ReadStatement] = {}
 
     def for_dialect(self, dialect: str) -> ReadStatement:
@@ -223,6 +226,11 @@ class SQLiteReader:
         """Every row of the statement, as dicts of wire values."""
         compiled = statement.for_dialect("sqlite")
         sql, args = compiled.arguments(values)
+        if statement.point:
+            try:
+                return compiled.convert(self._run(sql, args))
+            except sqlite3.OperationalError as error:
+                raise sa_exc.OperationalError(sql, args, error) from error
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="chipp-read")
         try:

@@ -108,7 +108,8 @@ async def list_sessions(
 _SESSION_BY_ID = Statements(
     select(*SESSION_COLUMNS)
     .select_from(_SESSION_FROM)
-    .where(session.c.id == bindparam("session_id"), session.c.app_id == bindparam("app_id"))
+    .where(session.c.id == bindparam("session_id"), session.c.app_id == bindparam("app_id")),
+    point=True,
 )
 
 
@@ -119,7 +120,8 @@ async def get_session(db: Reader, app_id: UUID, session_id: UUID) -> dict[str, A
 
 
 _SESSION_EXISTS = Statements(
-    select(session.c.id).where(session.c.id == bindparam("session_id"), session.c.app_id == bindparam("app_id"))
+    select(session.c.id).where(session.c.id == bindparam("session_id"), session.c.app_id == bindparam("app_id")),
+    point=True,
 )
 
 
