@@ -111,7 +111,7 @@ _KEY_COLUMNS = (api_key.c.id, api_key.c.app_id, api_key.c.scopes, api_key.c.key_
                 api_key.c.revoked_at)
 # The same lookup, compiled once for the read fast path (db/fastread.py): every GET starts with it.
 _KEY_BY_HASH = Statements(
-    select(*_KEY_COLUMNS).where(api_key.c.key_hash == bindparam("digest")), wire=False, point=True
+    select(*_KEY_COLUMNS).where(api_key.c.key_hash == bindparam("digest")), wire=False, inline=True
 )
 
 

@@ -116,7 +116,7 @@ _COUNTER = Statements(
     select(app_counter.c.row_count).where(
         app_counter.c.app_id == bindparam("app_id"), app_counter.c.resource == bindparam("resource")
     ),
-    point=True,
+    inline=True,
 )
 
 

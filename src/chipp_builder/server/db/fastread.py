@@ -178,12 +178,13 @@ class Reader(Protocol):
 class Statements:
     """One SELECT, compiled lazily for each dialect it runs on."""
 
-    def __init__(self, statement: Select[Any], wire: bool = True, point: bool = False) -> None:
+    def __init__(self, statement: Select[Any], wire: bool = True, inline: bool = False) -> None:
         self.statement = statement
         self.wire = wire
-        # A point read by a unique key (tens of microseconds): SQLite runs it in the event loop's own thread,
-        # as the hop to a worker thread would cost more than the read.
-        self.point = point
+        # A read of one index range (a key by its hash, a keyset page): tens of microseconds, less than the hop
+        # to a worker thread and back costs, so SQLite runs it in the event loop's own thread. Anything that may
+        # scan (a substring search, a deep OFFSET, a count) stays on the threads, so it never stalls the loop.
+        self.inline = inline
         self._compiled: dict[str, ReadStatement] = {}
 
     def for_dialect(self, dialect: str) -> ReadStatement:
@@ -226,7 +227,7 @@ class SQLiteReader:
         """Every row of the statement, as dicts of wire values."""
         compiled = statement.for_dialect("sqlite")
         sql, args = compiled.arguments(values)
-        if statement.point:
+        if statement.inline:
             try:
                 return compiled.convert(self._run(sql, args))
             except sqlite3.OperationalError as error:

@@ -13,7 +13,8 @@ from chipp_builder.server.db.tables import tag
 _TAGS = Statements(
     select(tag.c.id, tag.c.name, tag.c.color, tag.c.usage_count, tag.c.created_at)
     .where(tag.c.app_id == bindparam("app_id"))
-    .order_by(tag.c.created_at, tag.c.id)
+    .order_by(tag.c.created_at, tag.c.id),
+    inline=True,  # an app's tags: a few dozen rows
 )
 
 
