@@ -2,6 +2,7 @@
 
     python benchmarks/bench_scale.py                                        # SQLite in a temporary folder
     python benchmarks/bench_scale.py --database-url postgresql://postgres@127.0.0.1:5432/test --sessions 20000
+    python benchmarks/bench_scale.py --database-url URL --app APP_ID    # an existing app, e.g. benchmarks/.data's
 
 Builds one demo app with N sessions (generate_demo), then times in-process, with many repetitions, the
 query functions the routes call: GET /analytics/usage and /analytics/token-usage over all time by day (rollup
@@ -27,8 +28,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from chipp_builder.server.db.engine import make_engine
+from chipp_builder.server.db.fastread import make_reader
 from chipp_builder.server.db.migrate import upgrade_async
-from chipp_builder.server.db.tables import consumer, feedback, message
+from chipp_builder.server.db.tables import consumer, feedback, message, session
 from chipp_builder.server.ingest.demo import generate_demo
 from chipp_builder.server.ingest.derived import row_count
 from chipp_builder.server.resources.analytics import queries as raw
@@ -57,28 +59,37 @@ async def _p50(function: Callable[[], Awaitable[Any]], repetitions: int) -> floa
     return statistics.median(times)
 
 
-async def _run(url: str, sessions: int, repetitions: int) -> None:
+async def _run(url: str, sessions: int, repetitions: int, existing_app: str | None = None) -> None:
     await upgrade_async(url)
     engine = make_engine(url)
+    reader = make_reader(engine, url, 30.0)  # what the routes read the rollups through
     try:
         started = time.perf_counter()
-        app_id = await generate_demo(engine, sessions=sessions, seed=None)
+        if existing_app is None:
+            app_id = await generate_demo(engine, sessions=sessions, seed=None)
+        else:
+            app_id = uuid.UUID(existing_app)
         built = time.perf_counter() - started
         async with engine.connect() as db:
+            sessions = (await db.execute(select(func.count()).where(session.c.app_id == app_id))).scalar_one()
             messages = (await db.execute(select(func.count()).where(message.c.app_id == app_id))).scalar_one()
             print(f"backend {engine.dialect.name}: {sessions} sessions, {messages} messages, built in {built:.1f}s")
 
             def usage(module: Any, after: datetime | None = None, before: datetime | None = None) -> Any:
+                source = reader if module is rollups else db
+
                 async def call() -> Any:
-                    per_day, unique = await module.usage_by_day(db, app_id, after, before)
+                    per_day, unique = await module.usage_by_day(source, app_id, after, before)
                     starts = bucket_range(after, before, per_day.keys(), "day")
                     return sum_into_buckets(per_day, starts, "day", ("session_count", "message_count")), unique
 
                 return call
 
             def tokens(module: Any) -> Any:
+                source = reader if module is rollups else db
+
                 async def call() -> Any:
-                    return await module.tokens_by_day_and_model(db, app_id, None, None)
+                    return await module.tokens_by_day_and_model(source, app_id, None, None)
 
                 return call
 
@@ -125,7 +136,11 @@ async def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: an SQLite file in a temporary folder")
     parser.add_argument("--sessions", type=int, default=20000)
     parser.add_argument("--repetitions", type=int, default=200)
+    parser.add_argument("--app", default=None, help="measure this existing app of --database-url (no scratch data)")
     args = parser.parse_args()
+    if args.app is not None:
+        await _run(args.database_url, args.sessions, args.repetitions, args.app)
+        return
     if args.database_url is None or args.database_url.startswith("sqlite"):
         with tempfile.TemporaryDirectory() as folder:
             url = args.database_url or f"sqlite:///{Path(folder) / 'bench.db'}"

@@ -176,9 +176,12 @@ class Reader(Protocol):
 
 
 class Statements:
-    """One SELECT, compiled lazily for each dialect it runs on."""
+    """One SELECT, compiled lazily for each dialect it runs on; given as a statement or, when its SQL differs by
+    dialect (a UTC day expression), as a function of the dialect's name."""
 
-    def __init__(self, statement: Select[Any], wire: bool = True, inline: bool = False) -> None:
+    def __init__(
+        self, statement: Select[Any] | Callable[[str], Select[Any]], wire: bool = True, inline: bool = False
+    ) -> None:
         self.statement = statement
         self.wire = wire
         # A read of one index range (a key by its hash, a keyset page): tens of microseconds, less than the hop
@@ -191,7 +194,8 @@ class Statements:
         """The statement compiled for this dialect (once)."""
         found = self._compiled.get(dialect)
         if found is None:
-            found = self._compiled[dialect] = compile_read(self.statement, dialect, self.wire)
+            statement = self.statement(dialect) if callable(self.statement) else self.statement
+            found = self._compiled[dialect] = compile_read(statement, dialect, self.wire)
         return found
 
 
@@ -250,6 +254,8 @@ class SQLiteReader:
             for connection in self._connections:
                 connection.close()
             self._connections.clear()
+            # Forget every thread's connection, the event loop's own (inline reads) included.
+            self._local = threading.local()
 
 
 class PostgresReader:

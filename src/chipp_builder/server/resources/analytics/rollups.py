@@ -1,21 +1,24 @@
 """SQL for analytics from the daily rollups: whole UTC days from the rollup tables, the partial first and last
-day of a range from the raw rows, so answers stay exact and cost follows days, not messages."""
+day of a range from the raw rows, so answers stay exact and cost follows days, not messages.
+
+Read through the fast path (db/fastread.py): every statement is compiled once per combination of bounds.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, union
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, func, select, union
 
-from chipp_builder.server.db.days import as_date
-from chipp_builder.server.db.tables import daily_consumer, daily_message, daily_session, session
-from chipp_builder.server.ingest.derived import ACTIVE_CONSUMERS, row_count
-from chipp_builder.server.resources.analytics import queries as raw
+from chipp_builder.server.db.days import as_date, utc_day
+from chipp_builder.server.db.fastread import Reader, Statements
+from chipp_builder.server.db.tables import app_counter, daily_consumer, daily_message, daily_session, message, session
+from chipp_builder.server.ingest.derived import ACTIVE_CONSUMERS
 
 _TICK = timedelta(microseconds=1)
 
@@ -58,84 +61,157 @@ def split_range(after: datetime | None, before: datetime | None) -> Split:
     return Split(first, end, True, tuple(pieces))
 
 
-def _days(table: Any, split: Split) -> list[Any]:
-    conditions = []
-    if split.first_day is not None:
-        conditions.append(table.c.day >= split.first_day)
-    if split.end_day is not None:
-        conditions.append(table.c.day < split.end_day)
+def _day_bounds(table: Any, first: bool, end: bool) -> list[Any]:
+    conditions = [table.c.app_id == bindparam("app_id")]
+    if first:
+        conditions.append(table.c.day >= bindparam("first_day"))
+    if end:
+        conditions.append(table.c.day < bindparam("end_day"))
     return conditions
 
 
+def _time_bounds(column: Any, after: bool, before: bool) -> list[Any]:
+    conditions = []
+    if after:
+        conditions.append(column > bindparam("after", type_=column.type))
+    if before:
+        conditions.append(column < bindparam("before", type_=column.type))
+    return conditions
+
+
+@cache
+def _whole_days(first: bool, end: bool) -> tuple[Statements, Statements, Statements]:
+    """Sessions per day, messages per day (summed over models) and (day, model) token rows, for whole days."""
+    sessions = select(daily_session.c.day, daily_session.c.session_count).where(
+        *_day_bounds(daily_session, first, end), daily_session.c.session_count > 0
+    )
+    messages = (
+        select(daily_message.c.day, func.sum(daily_message.c.message_count).label("message_count"))
+        .where(*_day_bounds(daily_message, first, end))
+        .group_by(daily_message.c.day)
+    )
+    tokens = select(
+        daily_message.c.day, daily_message.c.model_is_null, daily_message.c.model, daily_message.c.total_tokens,
+        daily_message.c.message_count,
+    ).where(*_day_bounds(daily_message, first, end), daily_message.c.message_count > 0)
+    return Statements(sessions, inline=True), Statements(messages, inline=True), Statements(tokens, inline=True)
+
+
+@cache
+def _raw_piece(after: bool, before: bool) -> tuple[Statements, Statements, Statements]:
+    """Sessions per day, messages per day and (day, model) token rows from the raw rows of a partial day."""
+
+    def sessions(dialect: str) -> Any:
+        day = utc_day(session.c.started_at, dialect).label("day")
+        where = [session.c.app_id == bindparam("app_id"), *_time_bounds(session.c.started_at, after, before)]
+        return select(day, func.count().label("session_count")).where(*where).group_by(day)
+
+    def messages(dialect: str) -> Any:
+        day = utc_day(message.c.created_at, dialect).label("day")
+        where = [message.c.app_id == bindparam("app_id"), *_time_bounds(message.c.created_at, after, before)]
+        return select(day, func.count().label("message_count")).where(*where).group_by(day)
+
+    def tokens(dialect: str) -> Any:
+        day = utc_day(message.c.created_at, dialect).label("day")
+        where = [message.c.app_id == bindparam("app_id"), *_time_bounds(message.c.created_at, after, before)]
+        return (
+            select(
+                day, message.c.model, func.coalesce(func.sum(message.c.token_count), 0).label("total_tokens"),
+                func.count().label("message_count"),
+            )
+            .where(*where)
+            .group_by(day, message.c.model)
+        )
+
+    return Statements(sessions), Statements(messages), Statements(tokens)
+
+
+@cache
+def _unique_consumers(whole: bool, first: bool, end: bool, pieces: tuple[tuple[bool, bool], ...]) -> Statements:
+    """Distinct consumers over the whole days' consumer-days and the partial days' sessions (a bounded range)."""
+    bounds = ("a", "b")
+
+    def build(dialect: str) -> Any:
+        sets: list[Any] = []
+        if whole:
+            sets.append(
+                select(daily_consumer.c.consumer_id).where(
+                    *_day_bounds(daily_consumer, first, end), daily_consumer.c.session_count > 0
+                )
+            )
+        for n, (after, before) in enumerate(pieces):
+            where = [session.c.app_id == bindparam("app_id"), session.c.consumer_id.is_not(None)]
+            if after:
+                where.append(session.c.started_at > bindparam(f"{bounds[n]}_after", type_=session.c.started_at.type))
+            if before:
+                where.append(session.c.started_at < bindparam(f"{bounds[n]}_before", type_=session.c.started_at.type))
+            sets.append(select(session.c.consumer_id).where(*where))
+        # UNION, not UNION ALL: a consumer seen on a whole day and on a partial one counts once.
+        everyone: Any = sets[0].distinct() if len(sets) == 1 else union(*sets)
+        return select(func.count().label("unique")).select_from(everyone.subquery())
+
+    return Statements(build)
+
+
+_ACTIVE = Statements(
+    select(app_counter.c.row_count).where(
+        app_counter.c.app_id == bindparam("app_id"), app_counter.c.resource == ACTIVE_CONSUMERS
+    ),
+    inline=True,
+)
+
+
+def _bound_values(split: Split) -> dict[str, Any]:
+    return {"first_day": split.first_day, "end_day": split.end_day}
+
+
 async def usage_by_day(
-    db: AsyncConnection, app_id: UUID, after: datetime | None, before: datetime | None
+    db: Reader, app_id: UUID, after: datetime | None, before: datetime | None
 ) -> tuple[dict[date, dict[str, int]], int]:
     """The same answer as queries.usage_by_day, from the rollups plus the raw partial days."""
     split = split_range(after, before)
     per_day: dict[date, dict[str, int]] = defaultdict(lambda: {"session_count": 0, "message_count": 0})
-    consumer_sets: list[Any] = []
+    first, end = split.first_day is not None, split.end_day is not None
     if split.whole:
-        where = [daily_session.c.app_id == app_id, *_days(daily_session, split)]
-        for day, count in (
-            await db.execute(select(daily_session.c.day, daily_session.c.session_count).where(*where))
-        ).all():
-            if count:
-                per_day[as_date(day)]["session_count"] += int(count)
-        m_day = daily_message.c.day
-        query = (
-            select(m_day, func.sum(daily_message.c.message_count))
-            .where(daily_message.c.app_id == app_id, *_days(daily_message, split))
-            .group_by(m_day)
-        )
-        for day, count in (await db.execute(query)).all():
-            if count:
-                per_day[as_date(day)]["message_count"] += int(count)
-        consumer_sets.append(
-            select(daily_consumer.c.consumer_id).where(
-                daily_consumer.c.app_id == app_id, daily_consumer.c.session_count > 0, *_days(daily_consumer, split)
-            )
-        )
+        sessions, messages, _ = _whole_days(first, end)
+        for row in await db.fetch(sessions, app_id=app_id, **_bound_values(split)):
+            per_day[as_date(row["day"])]["session_count"] += int(row["session_count"])
+        for row in await db.fetch(messages, app_id=app_id, **_bound_values(split)):
+            if row["message_count"]:
+                per_day[as_date(row["day"])]["message_count"] += int(row["message_count"])
     for lo, hi in split.raw:
-        piece, _ = await raw.usage_by_day(db, app_id, lo, hi, distinct=False)
-        for day, counts in piece.items():
-            for name, value in counts.items():
-                per_day[day][name] += value
-        consumer_sets.append(
-            select(session.c.consumer_id).where(
-                session.c.app_id == app_id,
-                session.c.consumer_id.is_not(None),
-                *raw.in_range(session.c.started_at, lo, hi),
-            )
-        )
+        sessions, messages, _ = _raw_piece(lo is not None, hi is not None)
+        for row in await db.fetch(sessions, app_id=app_id, after=lo, before=hi):
+            per_day[as_date(row["day"])]["session_count"] += int(row["session_count"])
+        for row in await db.fetch(messages, app_id=app_id, after=lo, before=hi):
+            per_day[as_date(row["day"])]["message_count"] += int(row["message_count"])
     active = {day: counts for day, counts in per_day.items() if counts["session_count"] or counts["message_count"]}
     if after is None and before is None:
         # All time: the consumers any session names, a counter kept by every writer (ingest/derived.py).
-        return active, await row_count(db, app_id, ACTIVE_CONSUMERS)
+        found = await db.fetch(_ACTIVE, app_id=app_id)
+        return active, int(found[0]["row_count"]) if found else 0
     # A bounded range: distinct consumers over the range's consumer-days (cost grows with the range's length).
-    # UNION, not UNION ALL: a consumer seen on a whole day and on a partial one counts once.
-    everyone: Any = consumer_sets[0].distinct()  # a consumer is on one row per day they started a session
-    if len(consumer_sets) > 1:
-        everyone = union(*consumer_sets)
-    unique = (await db.execute(select(func.count()).select_from(everyone.subquery()))).scalar_one()
-    return active, int(unique)
+    pieces = tuple((lo is not None, hi is not None) for lo, hi in split.raw)
+    values: dict[str, Any] = {"app_id": app_id, **_bound_values(split)}
+    for name, (lo, hi) in zip(("a", "b"), split.raw, strict=False):
+        values[f"{name}_after"], values[f"{name}_before"] = lo, hi
+    unique = await db.fetch(_unique_consumers(split.whole, first, end, pieces), **values)
+    return active, int(unique[0]["unique"])
 
 
 async def tokens_by_day_and_model(
-    db: AsyncConnection, app_id: UUID, after: datetime | None, before: datetime | None
+    db: Reader, app_id: UUID, after: datetime | None, before: datetime | None
 ) -> list[tuple[date, str | None, int, int]]:
     """The same rows as queries.tokens_by_day_and_model, from the rollups plus the raw partial days."""
     split = split_range(after, before)
     rows: list[tuple[date, str | None, int, int]] = []
     if split.whole:
-        query = select(
-            daily_message.c.day,
-            daily_message.c.model_is_null,
-            daily_message.c.model,
-            daily_message.c.total_tokens,
-            daily_message.c.message_count,
-        ).where(daily_message.c.app_id == app_id, daily_message.c.message_count > 0, *_days(daily_message, split))
-        for day, is_null, model, tokens, count in (await db.execute(query)).all():
-            rows.append((as_date(day), None if is_null else model, int(tokens), int(count)))
+        _, _, tokens = _whole_days(split.first_day is not None, split.end_day is not None)
+        for row in await db.fetch(tokens, app_id=app_id, **_bound_values(split)):
+            model = None if row["model_is_null"] else row["model"]
+            rows.append((as_date(row["day"]), model, int(row["total_tokens"]), int(row["message_count"])))
     for lo, hi in split.raw:
-        rows.extend(await raw.tokens_by_day_and_model(db, app_id, lo, hi))
+        _, _, tokens = _raw_piece(lo is not None, hi is not None)
+        for row in await db.fetch(tokens, app_id=app_id, after=lo, before=hi):
+            rows.append((as_date(row["day"]), row["model"], int(row["total_tokens"]), int(row["message_count"])))
     return rows

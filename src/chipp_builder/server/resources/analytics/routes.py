@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from chipp_builder.schemas.analytics import GroupBy, TokenUsageEnvelope, UsageEnvelope
 from chipp_builder.schemas.common import format_period
 from chipp_builder.server.auth import KeyIdentity
-from chipp_builder.server.deps import ReadConn, require
+from chipp_builder.server.deps import Reads, require
 from chipp_builder.server.params import TimestampValue
 from chipp_builder.server.resources.analytics import rollups
 from chipp_builder.server.resources.analytics.buckets import bucket_range, sum_into_buckets
@@ -38,13 +38,13 @@ def _series(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def get_usage(
     app_id: AppIdPath,
     key: AnalyticsReader,
-    db: ReadConn,
+    reads: Reads,
     started_after: After = None,
     started_before: Before = None,
     group_by: Grouping = GroupBy.day,
 ) -> Response:
     """Sessions, unique consumers and messages over time."""
-    per_day, unique = await rollups.usage_by_day(db, key.app_id, started_after, started_before)
+    per_day, unique = await rollups.usage_by_day(reads, key.app_id, started_after, started_before)
     starts = bucket_range(started_after, started_before, per_day.keys(), group_by.value)
     series = sum_into_buckets(per_day, starts, group_by.value, ("session_count", "message_count"))
     summary = {
@@ -59,13 +59,13 @@ async def get_usage(
 async def get_token_usage(
     app_id: AppIdPath,
     key: AnalyticsReader,
-    db: ReadConn,
+    reads: Reads,
     started_after: After = None,
     started_before: Before = None,
     group_by: Grouping = GroupBy.day,
 ) -> Response:
     """Token consumption by model and over time."""
-    rows = await rollups.tokens_by_day_and_model(db, key.app_id, started_after, started_before)
+    rows = await rollups.tokens_by_day_and_model(reads, key.app_id, started_after, started_before)
     per_day: dict[date, dict[str, int]] = defaultdict(lambda: {"total_tokens": 0, "message_count": 0})
     per_model: dict[str | None, dict[str, int]] = defaultdict(lambda: {"total_tokens": 0, "message_count": 0})
     for day, model, tokens, count in rows:
