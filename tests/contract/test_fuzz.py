@@ -25,7 +25,7 @@ import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 from schemathesis.python import asgi
-from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import update
 
 from chipp_builder.server.app import create_app
@@ -267,19 +267,10 @@ UNSTATABLE_RULES = (
     "must be in the future",  # a key's expires_at, against the server's clock
     "must not be in the future",  # a logged message's created_at, against the server's clock
     "is already used by another message",  # a logged message's id, against the app's data
+    # Two logged messages with the same id: uniqueItems compares whole items, not one property of them
+    # (found by the 1000-example run; tests/integration/test_write_conversations.py holds the rule).
+    ".id repeats messages[",
 )
-# Where the request bodies' documented schemas (schemas/, generated from the wire models) say less than
-# the server checks. Reported from issue 6 with a failing case each (tests/integration/test_fuzz_regressions.py
-# holds them as strict xfails); tolerated here only until the schemas say it.
-REPORTED_BODY_GAPS = (
-    "must be an http(s) URL",  # consumers/auth picture_url: no format or pattern in the schema
-    "without control characters",  # body text fields: no pattern in the schema
-    "printable characters",  # message and feedback ids: no pattern in the schema
-    "must be an email address",  # email fields: no format in the schema
-    "external_id or email is required",  # consumers/auth: the schema does not say one of them is required
-)
-# Optional body fields where "" means absent (automation tools send empty fields); the schemas say uuid/enum.
-EMPTY_MEANS_ABSENT = ("session_id", "title", "source")
 
 
 def _error_message(response: Any) -> str:
@@ -289,43 +280,18 @@ def _error_message(response: Any) -> str:
         return ""
 
 
-def _has_integral_float(value: Any) -> bool:
-    """Whether a JSON value holds a float such as 1.0 (JSON Schema calls it an integer; the server does not)."""
-    if isinstance(value, float):
-        return value.is_integer()
-    if isinstance(value, dict):
-        return any(_has_integral_float(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_has_integral_float(item) for item in value)
-    return False
-
-
-def positive_data_acceptance_except_known_rules(ctx: Any, response: Any, case: Any) -> bool | None:
-    """positive_data_acceptance, except for a 400 that names an unstatable rule or a reported body gap."""
-    if response.status_code == 400:
-        message = _error_message(response)
-        if any(rule in message for rule in UNSTATABLE_RULES):
-            return None
-        if case.body is not None and (
-            any(gap in message for gap in REPORTED_BODY_GAPS) or _has_integral_float(case.body)
-        ):
-            return None
+def positive_data_acceptance_except_unstatable_rules(ctx: Any, response: Any, case: Any) -> bool | None:
+    """positive_data_acceptance, except for a 400 that names a rule JSON Schema cannot state."""
+    if response.status_code == 400 and any(rule in _error_message(response) for rule in UNSTATABLE_RULES):
+        return None
     return positive_data_acceptance(ctx, response, case)
-
-
-def negative_data_rejection_except_empty_fields(ctx: Any, response: Any, case: Any) -> bool | None:
-    """negative_data_rejection, except for a body whose only fault may be "" in an empty-means-absent field."""
-    if response.status_code < 300 and isinstance(case.body, dict):
-        if any(case.body.get(name) == "" for name in EMPTY_MEANS_ABSENT):
-            return None
-    return negative_data_rejection(ctx, response, case)
 
 
 @schema.parametrize()
 def test_every_operation_keeps_the_contract(case: Any, fuzz_backend: str) -> None:
     case.call_and_validate(
-        excluded_checks=[positive_data_acceptance, negative_data_rejection],
-        additional_checks=[positive_data_acceptance_except_known_rules, negative_data_rejection_except_empty_fields],
+        excluded_checks=[positive_data_acceptance],
+        additional_checks=[positive_data_acceptance_except_unstatable_rules],
     )
 
 

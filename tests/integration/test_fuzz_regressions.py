@@ -1,7 +1,6 @@
 """What the contract fuzzer (tests/contract/test_fuzz.py) found, one test each, so that it stays fixed
-without the fuzzer having to find it again. The strict xfails at the end are gaps reported from issue 6
-whose fix lies outside the fuzz suite (the request bodies' wire models in schemas/): each fails today and
-will pass, and so must lose its mark, once the document and the server agree."""
+without the fuzzer having to find it again. The body-schema cases near the end were gaps between the
+request bodies' documented schemas (schemas/) and what the server checks; the schemas now state each rule."""
 
 from __future__ import annotations
 
@@ -9,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
 
 from chipp_builder.server.app import create_app
@@ -170,60 +170,108 @@ async def test_undocumented_scopes_are_a_400(admin_api: tuple[Any, httpx.AsyncCl
     assert_error(response, 400, "invalid_request")
 
 
-# --- Reported, not fixed here: the request bodies' schemas (schemas/) say less than the server checks.
-
-REPORTED = "reported from issue 6: the body schema in schemas/ does not say what the server does"
+# --- Request bodies: the schemas in schemas/ say what the server checks (they said less, issue 6).
 
 
-@pytest.mark.xfail(strict=True, reason=REPORTED + " (1.0 is an integer to JSON Schema; strict mode refuses it)")
 async def test_an_integral_float_rating_is_accepted(server: Any, api: httpx.AsyncClient) -> None:
     app = await make_app(server, RECORDS, scopes=WRITE)
     response = await api.post(f"{app.base}/feedback", json={"message_id": "m1", "rating": 1.0}, headers=app.headers)
     assert response.status_code in (200, 201), response.text
 
 
-@pytest.mark.xfail(strict=True, reason=REPORTED + " (session_id, title, source: empty means absent)")
 def test_log_documents_that_empty_fields_are_absent() -> None:
     schema = body_schema("POST", "/api/v1/apps/{app_id}/conversations/log")["properties"]["session_id"]
     assert {"enum": [""]} in schema.get("anyOf", []) or "" in schema.get("enum", [])
 
 
-@pytest.mark.xfail(strict=True, reason=REPORTED + " (picture_url must be an http(s) URL)")
 def test_consumer_auth_documents_the_picture_url_rule() -> None:
     branches = body_schema("POST", "/api/v1/apps/{app_id}/consumers/auth")["properties"]["picture_url"]["anyOf"]
     assert any("pattern" in b or "format" in b for b in branches)
 
 
-@pytest.mark.xfail(strict=True, reason=REPORTED + " (external_id or email is required)")
 def test_consumer_auth_documents_that_external_id_or_email_is_required() -> None:
     schema = body_schema("POST", "/api/v1/apps/{app_id}/consumers/auth")
     assert "anyOf" in schema or "oneOf" in schema or schema.get("required")
 
 
-@pytest.mark.xfail(strict=True, reason=REPORTED + " (message ids are 1 to 64 printable characters)")
-def test_log_documents_that_message_ids_are_printable() -> None:
+def test_log_documents_that_message_ids_have_no_control_characters() -> None:
     message = body_schema("POST", "/api/v1/apps/{app_id}/conversations/log")["properties"]["messages"]["items"]
-    assert any("pattern" in branch for branch in message["properties"]["id"]["anyOf"])
+    assert any(branch.get("pattern") == NO_CONTROL_CHARACTERS for branch in message["properties"]["id"]["anyOf"])
 
 
-@pytest.mark.xfail(strict=True, reason=REPORTED + " (text without control characters)")
 def test_log_documents_that_titles_have_no_control_characters() -> None:
     title = body_schema("POST", "/api/v1/apps/{app_id}/conversations/log")["properties"]["title"]
-    assert any("pattern" in branch for branch in title["anyOf"])
+    assert any(branch.get("pattern") == NO_CONTROL_CHARACTERS for branch in title["anyOf"])
 
 
-async def test_the_reported_cases_are_400s_not_500s(server: Any, api: httpx.AsyncClient) -> None:
-    """Whatever the document says, each reported case is refused cleanly today."""
+LOG = "/api/v1/apps/{app_id}/conversations/log"
+AUTH = "/api/v1/apps/{app_id}/consumers/auth"
+FEEDBACK = "/api/v1/apps/{app_id}/feedback"
+# (document path, server path, body, valid): values on either side of each rule the fuzzer found undocumented.
+def turn(**fields: Any) -> dict[str, Any]:
+    """One logged message with `fields` changed."""
+    return {"role": "user", "content": "hi", **fields}
+
+
+BODIES = [
+    (FEEDBACK, "/feedback", {"message_id": "m1", "rating": 1.0}, True),
+    (FEEDBACK, "/feedback", {"message_id": "m1", "rating": 1.5}, False),
+    (FEEDBACK, "/feedback", {"message_id": "m1", "rating": True}, False),
+    (LOG, "/conversations/log", {"messages": [turn(token_count=3.0)]}, True),
+    (LOG, "/conversations/log", {"messages": [turn(latency_ms=-1.0)]}, False),
+    (LOG, "/conversations/log", {"messages": [turn(id="a\x1fb")]}, False),
+    (LOG, "/conversations/log", {"messages": [turn(id="a\u200bb")]}, True),
+    (LOG, "/conversations/log", {"messages": [turn(id="")]}, True),
+    (LOG, "/conversations/log", {"messages": [turn(content="a\tb\r\nc")]}, True),
+    (LOG, "/conversations/log", {"messages": [turn(content="a\x0bb")]}, False),
+    (LOG, "/conversations/log", {"title": "a\x00b", "messages": [turn()]}, False),
+    (LOG, "/conversations/log", {"title": "a\nb", "messages": [turn()]}, False),
+    (LOG, "/conversations/log", {"session_id": "", "title": "", "source": "",
+                                 "messages": [turn(created_at="", model="")]}, True),
+    (LOG, "/conversations/log", {"consumer": {"id": "", "email": "", "identifier": ""}, "messages": [turn()]}, True),
+    (LOG, "/conversations/log", {"consumer": {"email": "a@b@c"}, "messages": [turn()]}, True),
+    (LOG, "/conversations/log", {"consumer": {"email": "a@b c"}, "messages": [turn()]}, False),
+    (LOG, "/conversations/log", {"consumer": {"email": "a@\u3000"}, "messages": [turn()]}, False),
+    (LOG, "/conversations/log", {"consumer": {"email": "@b"}, "messages": [turn()]}, False),
+    (AUTH, "/consumers/auth", {"external_id": "0", "picture_url": "0" * 300}, False),
+    (AUTH, "/consumers/auth", {"external_id": "0", "picture_url": "https://a.b/c?d=e"}, True),
+    (AUTH, "/consumers/auth", {"external_id": "0", "picture_url": "http://a.b/\u00a0"}, False),
+    (AUTH, "/consumers/auth", {"external_id": "0", "picture_url": "HTTPS://a.b/"}, False),
+    (AUTH, "/consumers/auth", {"email": "", "external_id": None, "name": "", "picture_url": ""}, False),
+    (AUTH, "/consumers/auth", {"email": "", "external_id": "x"}, True),
+    (AUTH, "/consumers/auth", {"email": "a@b", "external_id": ""}, True),
+    (AUTH, "/consumers/auth", {"name": "only a name"}, False),
+    (AUTH, "/consumers/auth", {}, False),
+]
+
+
+@pytest.mark.parametrize(("documented", "path", "body", "valid"), BODIES)
+async def test_the_server_accepts_a_body_exactly_when_its_document_does(
+    server: Any, api: httpx.AsyncClient, documented: str, path: str, body: Any, valid: bool
+) -> None:
+    """The documented schema (read with ECMA regexes, as clients do) and the server give the same verdict:
+    a 2xx when valid, a 400 envelope when not."""
     app = await make_app(server, RECORDS, scopes=WRITE)
-    cases = [
-        ("/feedback", {"message_id": "m1", "rating": 1.0}),
-        ("/conversations/log", {"messages": [{"role": "user", "content": "hi", "id": "a\x1fb"}]}),
-        ("/conversations/log", {"title": "a\x00b", "messages": [{"role": "user", "content": "hi"}]}),
-        ("/consumers/auth", {"external_id": "0", "picture_url": "0" * 300}),
-        ("/consumers/auth", {"email": "", "external_id": None, "name": "", "picture_url": ""}),
-    ]
-    for path, body in cases:
-        assert_error(await api.post(app.base + path, json=body, headers=app.headers), 400, "invalid_request")
+    assert jsonschema_rs.validator_for(body_schema("POST", documented)).is_valid(body) is valid
+    response = await api.post(app.base + path, json=body, headers=app.headers)
+    if valid:
+        assert response.status_code in (200, 201), response.text
+    else:
+        assert_error(response, 400, "invalid_request")
+
+
+# --- Found by the 1000-example run: two logged messages with one id. JSON Schema cannot say "this property is
+# unique across the items" (uniqueItems compares whole items), so the fuzz counts it as an unstatable rule.
+
+
+async def test_repeated_message_ids_in_one_log_are_a_400_naming_both_and_write_nothing(
+    server: Any, api: httpx.AsyncClient
+) -> None:
+    app = await make_app(server, RECORDS, scopes=WRITE)
+    body = {"messages": [turn(id="&x"), turn(id="other"), turn(content="again", id="&x", latency_ms=79029.0)]}
+    response = await api.post(f"{app.base}/conversations/log", json=body, headers=app.headers)
+    assert_error(response, 400, "invalid_request", "messages[2].id repeats messages[0].id")
+    assert [s["id"] for s in (await get(api, app, "/sessions")).json()["data"]] == [SESSION]
 
 
 # --- NUL in POST /feedback's message_id was a 500 on PostgreSQL (text cannot hold NUL there).
@@ -254,8 +302,8 @@ def test_feedback_documents_that_message_ids_have_no_control_characters() -> Non
         ("/conversations/log", {"messages": [{"role": "user", "content": "hi", "id": "\x00"}]}),
         ("/conversations/log", {"messages": [{"role": "user", "content": "hi", "model": "\x00"}]}),
         ("/conversations/log", {"consumer": {"name": "\x00"}, "messages": [{"role": "user", "content": "hi"}]}),
-        ("/conversations/log", {"consumer": {"identifier": "\x00"}, "messages": [{"role": "user", "content": "x"}]}),
-        ("/conversations/log", {"consumer": {"email": "a\x00@b.c"}, "messages": [{"role": "user", "content": "x"}]}),
+        ("/conversations/log", {"consumer": {"identifier": "\x00"}, "messages": [turn()]}),
+        ("/conversations/log", {"consumer": {"email": "a\x00@b.c"}, "messages": [turn()]}),
         ("/conversations/log", {"messages": [{"role": "tool", "content": "x",
                                               "tool_calls": [{"tool_name": "\x00", "status": "ok"}]}]}),
         ("/consumers/auth", {"external_id": "\x00"}),

@@ -403,11 +403,15 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
         _messages({"created_at": 1700000000}),
         "messages[0].created_at must be an RFC 3339",
     ),
-    ("id too long", _messages({"id": "x" * 65}), "messages[0].id must be 1 to 64 printable characters"),
+    (
+        "id too long",
+        _messages({"id": "x" * 65}),
+        "messages[0].id must be 1 to 64 characters without control characters",
+    ),
     (
         "id with a control character",
         _messages({"id": "a\nb"}),
-        "messages[0].id must be 1 to 64 printable characters",
+        "messages[0].id must be 1 to 64 characters without control characters",
     ),
     (
         "repeated id",

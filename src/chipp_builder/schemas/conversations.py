@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -21,6 +20,19 @@ from pydantic_core import PydanticCustomError
 
 from chipp_builder.schemas.common import DataEnvelope, Role, Source, Timestamp, WireModel
 from chipp_builder.schemas.consumers import Consumer
+from chipp_builder.schemas.rules import (
+    EMAIL,
+    EMPTY_MEANS_ABSENT,
+    MESSAGE_TEXT,
+    NO_CONTROL_CHARACTERS,
+    WEB_URL,
+    Documented,
+    email,
+    integral,
+    message_text,
+    plain_text,
+    web_url,
+)
 
 MAX_MESSAGES = 100
 MAX_INT32 = 2**31 - 1
@@ -30,43 +42,6 @@ MAX_INT32 = 2**31 - 1
 # parsing applies and nothing is checked against the clock.
 PARSE_TIMESTAMP = "parse_timestamp"
 NOT_AFTER = "not_after"
-
-
-def _has_control_characters(text: str, allow_newlines: bool) -> bool:
-    return any(unicodedata.category(c) == "Cc" and not (allow_newlines and c in "\t\n\r") for c in text)
-
-
-def _plain_text(value: str) -> str:
-    if _has_control_characters(value, allow_newlines=False):
-        raise ValueError("control characters are not allowed")
-    return value
-
-
-def _message_text(value: str) -> str:
-    if _has_control_characters(value, allow_newlines=True):
-        raise ValueError("control characters other than tab and newline are not allowed")
-    return value
-
-
-def _printable_id(value: str) -> str:
-    if not value.isprintable():
-        raise ValueError("ids are printable characters")
-    return value
-
-
-def _email(value: str) -> str:
-    local, at, domain = value.rpartition("@")
-    # Control characters too: NUL made PostgreSQL fail the insert (a 500), and SQLite stored it.
-    if not at or not local or not domain or any(c.isspace() for c in value) \
-            or _has_control_characters(value, allow_newlines=False):
-        raise ValueError("not an email address")
-    return value
-
-
-def _web_url(value: str) -> str:
-    if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
-        raise ValueError("not an http(s) URL")
-    return value
 
 
 def _timestamp_before(value: Any, info: ValidationInfo) -> Any:
@@ -99,7 +74,12 @@ def _drop_empty_strings(data: Any, fields: tuple[str, ...]) -> Any:
     return data
 
 
-PlainText = Annotated[str, AfterValidator(_plain_text)]
+PlainText = Annotated[str, AfterValidator(plain_text), Documented(pattern=NO_CONTROL_CHARACTERS)]
+Email = Annotated[str, Field(max_length=320), AfterValidator(email), Documented(pattern=EMAIL)]
+Count = Annotated[int, Field(ge=0, le=MAX_INT32), BeforeValidator(integral)]
+# Message and feedback ids: 1 to 64 characters without control characters.
+MessageId = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(plain_text),
+                      Documented(pattern=NO_CONTROL_CHARACTERS)]
 WriteTimestamp = Annotated[
     datetime | None, BeforeValidator(_timestamp_before), AfterValidator(_timestamp_after)
 ]
@@ -114,10 +94,10 @@ class WriteModel(BaseModel):
 class LogConsumer(WriteModel):
     """Who the conversation is with: matched by id, then email, then identifier, else created."""
 
-    id: UUID | None = None
-    email: Annotated[str, Field(max_length=320), AfterValidator(_email)] | None = None
-    name: Annotated[PlainText, Field(max_length=200)] | None = None
-    identifier: Annotated[PlainText, Field(min_length=1, max_length=320)] | None = None
+    id: Annotated[UUID | None, EMPTY_MEANS_ABSENT] = None
+    email: Annotated[Email | None, EMPTY_MEANS_ABSENT] = None
+    name: Annotated[Annotated[PlainText, Field(max_length=200)] | None, EMPTY_MEANS_ABSENT] = None
+    identifier: Annotated[Annotated[PlainText, Field(min_length=1, max_length=320)] | None, EMPTY_MEANS_ABSENT] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -147,14 +127,14 @@ class LogMessage(WriteModel):
     """One chat turn to store; the server assigns `id` and `created_at` when they are absent."""
 
     role: Role
-    content: Annotated[str, AfterValidator(_message_text)]
-    created_at: WriteTimestamp = None
-    model: Annotated[PlainText, Field(max_length=200)] | None = None
-    token_count: Annotated[int, Field(ge=0, le=MAX_INT32)] | None = None
-    latency_ms: Annotated[int, Field(ge=0, le=MAX_INT32)] | None = None
+    content: Annotated[str, AfterValidator(message_text), Documented(pattern=MESSAGE_TEXT)]
+    created_at: Annotated[WriteTimestamp, EMPTY_MEANS_ABSENT] = None
+    model: Annotated[Annotated[PlainText, Field(max_length=200)] | None, EMPTY_MEANS_ABSENT] = None
+    token_count: Count | None = None
+    latency_ms: Count | None = None
     tool_calls: list[ToolCallIn] | None = None
     tool_results: list[ToolResultIn] | None = None
-    id: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable_id)] | None = None
+    id: Annotated[MessageId | None, EMPTY_MEANS_ABSENT] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -165,10 +145,10 @@ class LogMessage(WriteModel):
 class ConversationLog(WriteModel):
     """Body of POST /conversations/log: 1 to 100 messages, for a new session or appended to `session_id`."""
 
-    session_id: UUID | None = None
+    session_id: Annotated[UUID | None, EMPTY_MEANS_ABSENT] = None
     consumer: LogConsumer | None = None
-    title: Annotated[PlainText, Field(max_length=1000)] | None = None
-    source: Source | None = None
+    title: Annotated[Annotated[PlainText, Field(max_length=1000)] | None, EMPTY_MEANS_ABSENT] = None
+    source: Annotated[Source | None, EMPTY_MEANS_ABSENT] = None
     messages: Annotated[list[LogMessage], Field(min_length=1, max_length=MAX_MESSAGES)]
 
     @model_validator(mode="before")
@@ -188,10 +168,20 @@ class ConversationLogged(WireModel):
 class ConsumerAuth(WriteModel):
     """Body of POST /consumers/auth: a site's own user, by its `external_id` and/or `email`."""
 
-    external_id: Annotated[PlainText, Field(min_length=1, max_length=320)] | None = None
-    email: Annotated[str, Field(max_length=320), AfterValidator(_email)] | None = None
-    name: Annotated[PlainText, Field(max_length=200)] | None = None
-    picture_url: Annotated[PlainText, Field(max_length=2048), AfterValidator(_web_url)] | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": [name], "properties": {name: {"type": "string", "minLength": 1}}}
+        for name in ("external_id", "email")
+    ]})
+
+    external_id: Annotated[
+        Annotated[PlainText, Field(min_length=1, max_length=320)] | None, EMPTY_MEANS_ABSENT
+    ] = None
+    email: Annotated[Email | None, EMPTY_MEANS_ABSENT] = None
+    name: Annotated[Annotated[PlainText, Field(max_length=200)] | None, EMPTY_MEANS_ABSENT] = None
+    picture_url: Annotated[
+        Annotated[str, Field(max_length=2048), AfterValidator(web_url), Documented(pattern=WEB_URL)] | None,
+        EMPTY_MEANS_ABSENT,
+    ] = None
 
     @model_validator(mode="before")
     @classmethod

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from chipp_builder.schemas.common import DataEnvelope, OffsetList, Timestamp, WireModel
+from chipp_builder.schemas.rules import NO_CONTROL_CHARACTERS, integral
 
 
 class Feedback(WireModel):
@@ -27,8 +29,8 @@ class FeedbackCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # No control characters: no message id holds one, and PostgreSQL refuses NUL in text (it was a 500).
-    message_id: str = Field(min_length=1, max_length=64, pattern="^[^\\x00-\\x1f\\x7f-\\x9f]*$")
-    rating: int = Field(ge=-1, le=1)
+    message_id: str = Field(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)
+    rating: Annotated[int, BeforeValidator(integral)] = Field(ge=-1, le=1)
     consumer_id: UUID | None = None
 
 

@@ -93,6 +93,10 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorEnvelope,
         "description": "Body over the size limit, 1 MiB by default (`payload_too_large`).",
     },
+    507: {
+        "model": ErrorEnvelope,
+        "description": "The database is out of storage (`insufficient_storage`); nothing was written.",
+    },
 }
 
 _IDEMPOTENCY_PARAMETER = {

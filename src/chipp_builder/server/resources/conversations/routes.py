@@ -53,7 +53,7 @@ LOG_RULES: dict[str, str] = {
     "messages.tool_calls.status": _TEXT.format("at most 64 characters"),
     "messages.tool_results": "a list of objects with tool_name and result",
     "messages.tool_results.tool_name": _TEXT.format("1 to 200 characters"),
-    "messages.id": "1 to 64 printable characters",
+    "messages.id": "1 to 64 characters without control characters",
 }
 
 
