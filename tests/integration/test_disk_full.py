@@ -253,8 +253,9 @@ async def test_the_import_command_on_a_full_disk_exits_non_zero_with_one_clear_l
 
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("Error: ") and ("database or disk is full" in lines[-1]
-                                               or "No space left on device" in lines[-1]), result.stderr
+    assert lines[-1].startswith("Error: the database ") and lines[-1].endswith("); nothing was written"), result.stderr
+    assert " is out of storage (" in lines[-1], result.stderr
+    assert "database or disk is full" in lines[-1] or "No space left on device" in lines[-1], result.stderr
     assert "Traceback" not in result.output
     assert await snapshot(server) == before
 

@@ -114,6 +114,12 @@ def describe(exc: BaseException, database_url: str | None = None) -> str:
     else:
         if isinstance(exc, ArgumentError):
             return f"invalid database URL{where}: {_first_line(exc)}"
+        from chipp_builder.server.db.engine import is_disk_full
+
+        if is_disk_full(exc):
+            # The command's transaction was rolled back with the error.
+            reason = _first_line(getattr(exc, "orig", exc))
+            return f"the database{where} is out of storage ({reason}); nothing was written"
         if isinstance(exc, OperationalError | InterfaceError):
             return f"cannot use the database{where}: {_first_line(exc.orig)}"
         if isinstance(exc, DBAPIError):

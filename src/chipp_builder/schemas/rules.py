@@ -21,7 +21,7 @@ EMAIL = f"^[^{_SPACE_OR_CONTROL}]+@[^{_SPACE_OR_CONTROL}@]+$"
 WEB_URL = f"^https?://[^{_SPACE_OR_CONTROL}]*$"
 
 
-def has_control_characters(text: str, allow_newlines: bool) -> bool:
+def has_control_characters(text: str, allow_newlines: bool = False) -> bool:
     """Whether `text` holds a Cc character (tab, newline and carriage return allowed when asked)."""
     return any(unicodedata.category(c) == "Cc" and not (allow_newlines and c in "\t\n\r") for c in text)
 

@@ -4,7 +4,6 @@ the one message per parameter that a 400 names."""
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
@@ -48,14 +47,6 @@ def parse_timestamp(text: str) -> datetime:
         return value.astimezone(UTC)
     except OverflowError:  # e.g. 9999-12-31T23:00:00-02:00: no such UTC instant
         raise ValueError("timestamp out of range") from None
-
-
-def has_control_characters(text: str, allow_newlines: bool = False) -> bool:
-    """Whether text holds NUL or another control character (tab and newline allowed in message content)."""
-    for char in text:
-        if unicodedata.category(char) == "Cc" and not (allow_newlines and char in "\t\n\r"):
-            return True
-    return False
 
 
 def _timestamp(value: object) -> object:

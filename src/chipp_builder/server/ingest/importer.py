@@ -16,6 +16,7 @@ from sqlalchemy import JSON, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from chipp_builder.schemas.rules import has_control_characters
 from chipp_builder.server.db.tables import (
     consumer,
     feedback,
@@ -28,7 +29,7 @@ from chipp_builder.server.db.tables import (
 )
 from chipp_builder.server.db.writelock import begin_immediate
 from chipp_builder.server.ingest.derived import after_upsert, before_upsert, recompute_derived
-from chipp_builder.server.params import SOURCES, has_control_characters, parse_timestamp
+from chipp_builder.server.params import SOURCES, parse_timestamp
 from chipp_builder.server.resources.apps.queries import get_app
 
 # Record types in the order their rows are written: every record comes after what it references.
@@ -153,8 +154,9 @@ class _Fields:
         value = self._get(name, required)
         if value is None:
             return None
-        if not isinstance(value, str) or not (1 <= len(value) <= 64) or not value.isprintable():
-            raise self._fail(f"{name} must be a string of 1 to 64 printable characters")
+        # The rule POST /conversations/log applies to ids (schemas/rules.py), so whatever it accepted re-imports.
+        if not isinstance(value, str) or not (1 <= len(value) <= 64) or has_control_characters(value, False):
+            raise self._fail(f"{name} must be a string of 1 to 64 characters without control characters")
         return value
 
     def uuid(self, name: str, *, required: bool = True) -> UUID | None:

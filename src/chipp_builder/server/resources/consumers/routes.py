@@ -78,7 +78,7 @@ AUTH_RULES: dict[str, str] = {
     status_code=201,
     response_model=ConsumerTokenEnvelope,
     responses={200: {"model": ConsumerTokenEnvelope, "description": "An existing consumer was found."},
-               413: WRITE_ERRORS[413]},
+               413: WRITE_ERRORS[413], 507: WRITE_ERRORS[507]},
     openapi_extra=openapi_body(ConsumerAuth, "The site's user: `external_id` and/or `email`, with details."),
 )
 async def auth_consumer(app_id: AppIdPath, request: Request, key: ConsumersWriter, db: WriteConn) -> Response:
