@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chipp_builder.errors import InvalidRequest
-from chipp_builder.server.ingest.importer import LineError, parse_line
+from chipp_builder.server.ingest.records import LineError, parse_line
 from chipp_builder.server.pagination import decode_cursor, encode_cursor
 from chipp_builder.server.params import escape_like, parse_timestamp
 

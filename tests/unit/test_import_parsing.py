@@ -9,7 +9,7 @@ from uuid import UUID
 
 import pytest
 
-from chipp_builder.server.ingest.importer import LineError, parse_line
+from chipp_builder.server.ingest.records import LineError, parse_line
 
 SESSION_ID = "aaaaaaaa-0000-4000-8000-000000000001"
 
