@@ -237,8 +237,11 @@ async def _tags_of(db: Reader, app_id: UUID, message_ids: list[str]) -> dict[str
 _FEEDBACK_OF = Statements(
     select(feedback.c.message_id, feedback.c.id, feedback.c.rating, feedback.c.consumer_id, feedback.c.created_at)
     .where(feedback.c.app_id == bindparam("app_id"), feedback.c.message_id.in_(bindparam("ids", expanding=True)))
-    .order_by(feedback.c.created_at.desc(), feedback.c.id.desc()),
-    inline=True,  # through the (app_id, message_id) index: at most 101 message ids
+    # message_id first so that the order is the (app_id, message_id, created_at, id) index's: ordered by
+    # created_at alone, SQLite walked the app's whole (app_id, created_at) index instead (803 ms at 359,000
+    # ratings against 0.07 ms).
+    .order_by(feedback.c.message_id, feedback.c.created_at.desc(), feedback.c.id.desc()),
+    inline=True,  # through the (app_id, message_id, created_at, id) index: at most 101 message ids
 )
 
 
