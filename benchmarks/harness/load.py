@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -91,6 +92,10 @@ class Server:
 
     def start(self, timeout: float = 120.0) -> Server:
         """Start the process and wait until it answers HTTP."""
+        with socket.socket() as probe:
+            # A server left over from an interrupted run would answer in this one's place.
+            if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                raise RuntimeError(f"port {self.port} is already taken: stop whatever listens there first")
         log = open(self.log_path, "wb")  # noqa: SIM115 (closed with the process)
         self.process = subprocess.Popen(
             self.command,
