@@ -24,10 +24,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from chipp_builder.server.db.engine import make_engine
+from chipp_builder.server.db.engine import execute_outside_transaction, make_engine
 from chipp_builder.server.db.fastread import make_reader
 from chipp_builder.server.db.migrate import upgrade_async
 from chipp_builder.server.db.tables import consumer, feedback, message, session
@@ -36,16 +36,6 @@ from chipp_builder.server.ingest.derived import row_count
 from chipp_builder.server.resources.analytics import queries as raw
 from chipp_builder.server.resources.analytics import rollups
 from chipp_builder.server.resources.analytics.buckets import bucket_range, sum_into_buckets
-
-
-async def _admin(url: str, statement: str) -> None:
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 async def _p50(function: Callable[[], Awaitable[Any]], repetitions: int) -> float:
@@ -147,12 +137,12 @@ async def main() -> None:
             await _run(url, args.sessions, args.repetitions)
         return
     name = f"bench_scale_{uuid.uuid4().hex[:8]}"
-    await _admin(args.database_url, f'CREATE DATABASE "{name}"')
+    await execute_outside_transaction(args.database_url, f'CREATE DATABASE "{name}"')
     try:
         url = make_url(args.database_url).set(database=name).render_as_string(hide_password=False)
         await _run(url, args.sessions, args.repetitions)
     finally:
-        await _admin(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await execute_outside_transaction(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from chipp_builder.server.db.engine import make_engine
+from chipp_builder.server.db.engine import execute_outside_transaction, make_engine
 from chipp_builder.server.db.migrate import upgrade
 from chipp_builder.server.db.tables import consumer, message, session
 from chipp_builder.server.ingest.demo import generate_demo
@@ -81,15 +81,6 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
-
-async def _admin(url: str, statement: str) -> None:
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 async def _prepare(url: str, sessions: int) -> tuple[str, str, Data]:
@@ -291,7 +282,7 @@ async def main() -> int:
 
     name = f"chipp_soak_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     url = make_url(args.database_url).set(database=name).render_as_string(hide_password=False)
-    await _admin(args.database_url, f'CREATE DATABASE "{name}"')
+    await execute_outside_transaction(args.database_url, f'CREATE DATABASE "{name}"')
     process: subprocess.Popen[bytes] | None = None
     log_path = Path(f"/tmp/{name}.log")
     try:
@@ -342,7 +333,7 @@ async def main() -> int:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-        await _admin(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await execute_outside_transaction(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     total = sum(tally.statuses.values())
     server_errors = sum(n for status, n in tally.statuses.items() if status >= 500)

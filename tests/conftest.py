@@ -18,12 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from chipp_builder.server.app import create_app
 from chipp_builder.server.config import Settings
-from chipp_builder.server.db.engine import make_engine
+from chipp_builder.server.db.engine import execute_outside_transaction, make_engine
 from chipp_builder.server.db.migrate import upgrade
 from chipp_builder.server.db.tables import metadata
 
@@ -62,20 +61,11 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-async def _admin_async(url: str, statement: str) -> None:
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
 
 def _admin(url: str, statement: str) -> None:
     """Run one statement outside any transaction, from sync code even while an event loop runs."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, _admin_async(url, statement)).result()
+        pool.submit(asyncio.run, execute_outside_transaction(url, statement)).result()
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from uuid import UUID
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from chipp_builder.server.db.engine import make_engine
+from chipp_builder.server.db.engine import execute_outside_transaction, make_engine
 from chipp_builder.server.db.migrate import upgrade_async
 from chipp_builder.server.db.tables import consumer, feedback, message, session
 from chipp_builder.server.ingest.demo import generate_demo
@@ -98,15 +98,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-async def _admin(pg_admin: str, statement: str) -> None:
-    engine = make_engine(pg_admin)
-    try:
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
 
 async def _fresh_database(backend: str, size: str, pg_admin: str) -> str:
     url = database_url(backend, size, pg_admin)
@@ -116,8 +107,8 @@ async def _fresh_database(backend: str, size: str, pg_admin: str) -> str:
             Path(str(DATA_DIR / (size + ".db")) + suffix).unlink(missing_ok=True)
     else:
         name = f"chipp_bench_{size}"
-        await _admin(pg_admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await _admin(pg_admin, f"CREATE DATABASE {name}")
+        await execute_outside_transaction(pg_admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await execute_outside_transaction(pg_admin, f"CREATE DATABASE {name}")
     await upgrade_async(url)
     return url
 

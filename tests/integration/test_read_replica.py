@@ -13,26 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from chipp_builder.schemas.common import utc_now
 from chipp_builder.server.app import create_app
 from chipp_builder.server.config import Settings
-from chipp_builder.server.db.engine import make_engine
+from chipp_builder.server.db.engine import execute_outside_transaction
 from chipp_builder.server.db.migrate import upgrade_async
 from chipp_builder.server.db.tables import api_key, app, session
 from chipp_builder.server.resources.apps import queries as apps
-
-
-async def _execute(url: str, statement: str) -> None:
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture
@@ -45,14 +35,14 @@ async def replica_url(backend: str, request: pytest.FixtureRequest, tmp_path: Pa
         return
     primary = make_url(request.getfixturevalue("postgres_database"))
     name = f"{primary.database}_replica_{uuid.uuid4().hex[:6]}"
-    await _execute(primary.render_as_string(hide_password=False), f'CREATE DATABASE "{name}"')
+    await execute_outside_transaction(primary.render_as_string(hide_password=False), f'CREATE DATABASE "{name}"')
     url = primary.set(database=name).render_as_string(hide_password=False)
     try:
         await upgrade_async(url)
         yield url
     finally:
         drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-        await _execute(primary.render_as_string(hide_password=False), drop)
+        await execute_outside_transaction(primary.render_as_string(hide_password=False), drop)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 
 from chipp_builder.errors import InvalidRequest
 from chipp_builder.server.db.fastread import Reader, Statements
-from chipp_builder.server.db.tables import app_counter
+from chipp_builder.server.ingest.derived import read_counter
 
 INVALID_CURSOR = "Invalid cursor"
 
@@ -85,41 +85,6 @@ def offset_pagination(total: int, limit: int, offset: int, returned: int) -> dic
     return {"has_more": offset + returned < total, "total": total, "limit": limit, "offset": offset}
 
 
-async def fetch_offset_page(
-    db: Any,
-    columns: Sequence[Any],
-    table: Any,
-    conditions: Sequence[Any],
-    order_by: Sequence[Any],
-    limit: int,
-    offset: int,
-    select_from: Any = None,
-    total: int | None = None,
-) -> tuple[list[dict[str, Any]], int]:
-    """Run an offset list: the exact total of the filtered set and one page of rows as dicts.
-
-    `total`, when the caller knows it (an unfiltered list reads the app's row counter, ingest/derived.py),
-    replaces the count(*), which would otherwise scan every row of the filtered set.
-    """
-    from sqlalchemy import func, select
-
-    if total is None:
-        total = (await db.execute(select(func.count()).select_from(table).where(*conditions))).scalar_one()
-    if offset >= total:
-        return [], total
-    query = select(*columns).select_from(select_from if select_from is not None else table).where(*conditions)
-    rows = (await db.execute(query.order_by(*order_by).limit(limit).offset(offset))).mappings().all()
-    return [dict(row) for row in rows], total
-
-
-_COUNTER = Statements(
-    select(app_counter.c.row_count).where(
-        app_counter.c.app_id == bindparam("app_id"), app_counter.c.resource == bindparam("resource")
-    ),
-    inline=True,
-)
-
-
 class OffsetList:
     """An offset list on the read fast path (db/fastread.py): a page and a count statement compiled once per
     combination of filters, and the exact unfiltered total read from the app's row counter.
@@ -174,8 +139,7 @@ class OffsetList:
         if active:
             total = int((await reader.fetch(count, app_id=app_id, **values))[0]["total"])
         else:
-            found = await reader.fetch(_COUNTER, app_id=app_id, resource=self.counter)
-            total = int(found[0]["row_count"]) if found else 0
+            total = await read_counter(reader, app_id, self.counter)
         if offset >= total:
             return [], total
         return await reader.fetch(page, app_id=app_id, limit=limit, offset=offset, **values), total

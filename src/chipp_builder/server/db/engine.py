@@ -70,6 +70,19 @@ def make_engine(
     )
 
 
+async def execute_outside_transaction(database_url: str, statement: str) -> None:
+    """Run one administrative statement (CREATE DATABASE, DROP DATABASE, VACUUM) in autocommit mode."""
+    from sqlalchemy import text
+
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
 # SQLSTATE classes that mean "the database cannot do work now", not "this query is wrong": connection
 # exceptions, invalid authorization (a misconfigured or changing server), an unknown database, transaction
 # rollbacks (a hot standby cancelling a read that conflicts with replay, a deadlock: a retry succeeds),

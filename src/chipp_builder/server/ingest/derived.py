@@ -19,11 +19,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Table, Update, delete, func, literal, select, update
+from sqlalchemy import Table, Update, bindparam, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.server.db.days import utc_day
+from chipp_builder.server.db.fastread import Reader, Statements
 from chipp_builder.server.db.tables import (
     app_counter,
     consumer,
@@ -152,6 +153,21 @@ async def row_count(db: AsyncConnection, app_id: UUID, resource: str) -> int:
     """The app's exact number of rows of a counted resource: one primary-key read."""
     query = select(app_counter.c.row_count).where(app_counter.c.app_id == app_id, app_counter.c.resource == resource)
     return int((await db.execute(query)).scalar_one_or_none() or 0)
+
+
+# The same read on the read fast path (db/fastread.py), for the routes.
+_COUNTER = Statements(
+    select(app_counter.c.row_count).where(
+        app_counter.c.app_id == bindparam("app_id"), app_counter.c.resource == bindparam("resource")
+    ),
+    inline=True,
+)
+
+
+async def read_counter(reader: Reader, app_id: UUID, resource: str) -> int:
+    """row_count through the read fast path: a counted resource or ACTIVE_CONSUMERS."""
+    found = await reader.fetch(_COUNTER, app_id=app_id, resource=resource)
+    return int(found[0]["row_count"]) if found else 0
 
 
 async def recount(db: AsyncConnection, app_id: UUID) -> None:

@@ -17,8 +17,8 @@ from sqlalchemy import bindparam, func, select, union
 
 from chipp_builder.server.db.days import as_date, utc_day
 from chipp_builder.server.db.fastread import Reader, Statements
-from chipp_builder.server.db.tables import app_counter, daily_consumer, daily_message, daily_session, message, session
-from chipp_builder.server.ingest.derived import ACTIVE_CONSUMERS
+from chipp_builder.server.db.tables import daily_consumer, daily_message, daily_session, message, session
+from chipp_builder.server.ingest.derived import ACTIVE_CONSUMERS, read_counter
 
 _TICK = timedelta(microseconds=1)
 
@@ -153,14 +153,6 @@ def _unique_consumers(whole: bool, first: bool, end: bool, pieces: tuple[tuple[b
     return Statements(build)
 
 
-_ACTIVE = Statements(
-    select(app_counter.c.row_count).where(
-        app_counter.c.app_id == bindparam("app_id"), app_counter.c.resource == ACTIVE_CONSUMERS
-    ),
-    inline=True,
-)
-
-
 def _bound_values(split: Split) -> dict[str, Any]:
     return {"first_day": split.first_day, "end_day": split.end_day}
 
@@ -188,8 +180,7 @@ async def usage_by_day(
     active = {day: counts for day, counts in per_day.items() if counts["session_count"] or counts["message_count"]}
     if after is None and before is None:
         # All time: the consumers any session names, a counter kept by every writer (ingest/derived.py).
-        found = await db.fetch(_ACTIVE, app_id=app_id)
-        return active, int(found[0]["row_count"]) if found else 0
+        return active, await read_counter(db, app_id, ACTIVE_CONSUMERS)
     # A bounded range: distinct consumers over the range's consumer-days (cost grows with the range's length).
     pieces = tuple((lo is not None, hi is not None) for lo, hi in split.raw)
     values: dict[str, Any] = {"app_id": app_id, **_bound_values(split)}
