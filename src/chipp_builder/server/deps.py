@@ -42,11 +42,13 @@ def client_address(request: Request) -> str:
 
 
 def _reject_repeated_parameters(request: Request) -> None:
+    params = request.query_params
+    if len(params) == len(params.multi_items()):
+        return  # no name given twice (the usual case, checked in one step)
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
-    params = request.query_params
     for param in dependant.query_params:
         name = param.alias or param.name
         if len(params.getlist(name)) > 1:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 
 from chipp_builder.errors import InvalidRequest
@@ -26,7 +27,7 @@ def encode_cursor(row_id: str, at: datetime | str, kind: str) -> str:
     if isinstance(at, str):
         at = datetime.fromisoformat(at)
     stamp = at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
-    raw = json.dumps({"id": row_id, "at": stamp, "k": kind}, separators=(",", ":")).encode()
+    raw = orjson.dumps({"id": row_id, "at": stamp, "k": kind})  # compact, as json.dumps(separators=(",", ":"))
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 

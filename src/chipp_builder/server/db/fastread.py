@@ -113,6 +113,7 @@ class ReadStatement:
     converters: tuple[Callable[[Any], Any] | None, ...]
     dialect: str
     defaults: dict[str, Any]  # values the statement carries itself (e.g. SQLite's OFFSET beside a bound LIMIT)
+    make_record: Callable[[Sequence[Any]], dict[str, Any]]  # one row -> its dict of wire values
 
     def arguments(self, values: dict[str, Any]) -> tuple[str, list[Any]]:
         """The SQL to run and its positional arguments, an expanding (IN) list spliced in last."""
@@ -136,9 +137,27 @@ class ReadStatement:
 
     def convert(self, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         """Rows as dicts of wire values."""
-        columns, converters = self.columns, self.converters
-        pairs = tuple(zip(columns, converters, strict=True))
-        return [{name: v if to is None else to(v) for (name, to), v in zip(pairs, row, strict=True)} for row in rows]
+        return list(map(self.make_record, rows))
+
+
+def _record_maker(columns: tuple[str, ...], converters: tuple[Callable[[Any], Any] | None, ...]) -> Any:
+    """A function turning one row into its dict of wire values: a dict display naming each column, with the
+    column's converter called inline where it has one, e.g. `lambda row: {"id": c0(row[0]), "title": row[1]}`.
+
+    Why generated (as dataclasses and namedtuple generate their methods): converting rows is the hottest Python
+    of a list page, and this form took a 26-row page of sessions from about 90 microseconds (a comprehension
+    over every column, testing for a converter) to about 33. The source holds only column names (repr-quoted)
+    and positions, never data.
+    """
+    parts = []
+    namespace: dict[str, Any] = {}
+    for index, (name, converter) in enumerate(zip(columns, converters, strict=True)):
+        value = f"row[{index}]"
+        if converter is not None:
+            namespace[f"c{index}"] = converter
+            value = f"c{index}({value})"
+        parts.append(f"{name!r}: {value}")
+    return eval("lambda row: {" + ", ".join(parts) + "}", namespace)  # noqa: S307 (our own column names)
 
 
 def compile_read(statement: Select[Any], dialect: str, wire: bool = True) -> ReadStatement:
@@ -162,6 +181,7 @@ def compile_read(statement: Select[Any], dialect: str, wire: bool = True) -> Rea
         converters=converters,
         dialect=dialect,
         defaults={name: value for name, value in compiled.params.items() if value is not None},
+        make_record=_record_maker(columns, converters),
     )
 
 
@@ -287,6 +307,7 @@ class PostgresReader:
                     command_timeout=self._timeout,
                     server_settings={"statement_timeout": str(int(self._timeout * 1000))},
                     max_inactive_connection_lifetime=60,
+                    reset=_keep_session,
                 )
         return self._pool
 
@@ -306,6 +327,17 @@ class PostgresReader:
         if self._pool is not None:
             self._pool.terminate()
             self._pool = None
+
+
+async def _keep_session(_connection: Any) -> None:
+    """The pool's reset on release: nothing, because these connections only ever run single SELECTs.
+
+    asyncpg's default reset (`RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()`) is a round
+    trip on every release, which doubled the database round trips of a list request. No reader statement
+    sets a session variable, opens a cursor, listens or locks (measured: acquire, `SELECT 1`, release took 180
+    microseconds of CPU with the default reset, 71 without). asyncpg still rolls back a transaction left open
+    and waits out a cancelled query before the connection is reused.
+    """
 
 
 def make_reader(engine: AsyncEngine, database_url: str, timeout_seconds: float) -> SQLiteReader | PostgresReader:
