@@ -67,6 +67,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds of every PostgreSQL server process on the machine: the database's share of a run (it shares
+    the two cores with the server and the load tool)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            name = Path(f"/proc/{entry}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name == "postgres":
+            total += cpu_seconds(int(entry))
+    return total
+
+
 def vm_hwm_mb(pid: int) -> float:
     """Peak resident memory (VmHWM) of one process in MB (0 when it is gone)."""
     try:
@@ -234,7 +250,7 @@ def wrk(server: Server, path: str | list[str], conns: int, seconds: float, auth:
     ):
         script.write(_lua(auth, paths))
         script.flush()
-        cpu_before = server.cpu()
+        cpu_before, db_before = server.cpu(), postgres_cpu_seconds()
         process = subprocess.Popen(
             ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s", script.name, url],
             stdout=out,
@@ -242,7 +258,7 @@ def wrk(server: Server, path: str | list[str], conns: int, seconds: float, auth:
         )
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
-        cpu_after = server.cpu()
+        cpu_after, db_after = server.cpu(), postgres_cpu_seconds()
         out.seek(0)
         text = out.read()
     os.unlink(script.name)
@@ -267,5 +283,6 @@ def wrk(server: Server, path: str | list[str], conns: int, seconds: float, auth:
         "wrk_cpu_ms": per(usage.ru_utime + usage.ru_stime),
         "server_cpu_s": cpu_after - cpu_before,
         "wrk_cpu_s": usage.ru_utime + usage.ru_stime,
+        "db_cpu_s": db_after - db_before,
         "seconds": raw["duration_us"] / 1e6,
     }
