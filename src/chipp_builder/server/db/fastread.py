@@ -41,10 +41,10 @@ _EXPANDING = "__[POSTCOMPILE_{}]"
 
 
 def _hex_to_uuid(value: str | None) -> str | None:
-    # SQLite keeps UUIDs as 32 hex digits.
+    # SQLite keeps UUIDs as 32 hex digits. (%-formatting measured faster here than an f-string or str(UUID()).)
     if value is None:
         return None
-    return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+    return "%s-%s-%s-%s-%s" % (value[:8], value[8:12], value[12:16], value[16:20], value[20:])  # noqa: UP031
 
 
 def _sqlite_stamp(value: str | None) -> str | None:
@@ -52,8 +52,9 @@ def _sqlite_stamp(value: str | None) -> str | None:
     # when it is zero, else six digits, and a Z.
     if value is None:
         return None
-    fraction = value[20:26]
-    return f"{value[:10]}T{value[11:19]}{'' if fraction in ('', '000000') else '.' + fraction}Z"
+    if value[20:] in ("000000", ""):
+        return f"{value[:10]}T{value[11:19]}Z"
+    return f"{value[:10]}T{value[11:]}Z"
 
 
 def _to_bool(value: Any) -> bool | None:
