@@ -12,7 +12,9 @@ validators and the dependency tree; this module only calls them more directly. E
 the very `ModelField` FastAPI built for it, errors are raised as the same `RequestValidationError` (same
 `loc`), dependencies run in FastAPI's order (dependencies first, then path and query parameters). A route
 outside this shape (a body, headers, a generator dependency, a sequence parameter) keeps FastAPI's handler,
-and so does every request while `app.dependency_overrides` is in use (tests).
+and so does every request while `app.dependency_overrides` is in use (tests). What a plan leaves out is what
+these routes do not use: background tasks, the `Response` parameter, security scopes, and FastAPI's own
+telemetry hooks around the endpoint.
 """
 
 from __future__ import annotations
