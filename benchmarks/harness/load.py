@@ -67,20 +67,36 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def postgres_cpu_seconds() -> float:
-    """CPU seconds of every PostgreSQL server process on the machine: the database's share of a run (it shares
-    the two cores with the server and the load tool)."""
+    """CPU seconds of the PostgreSQL server on this machine: the database's share of a run (it shares the two
+    cores with the server and the load tool).
+
+    Every live `postgres` process's own time, plus the time of the ones that have exited (backends closed by a
+    pool, autovacuum workers), which the kernel adds to the postmaster's children's time when it reaps them.
+    """
     total = 0.0
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        fields = _stat_fields(int(entry)) if entry.isdigit() and _comm(entry) == "postgres" else None
+        if fields is None:
             continue
-        try:
-            name = Path(f"/proc/{entry}/comm").read_text().strip()
-        except OSError:
-            continue
-        if name == "postgres":
-            total += cpu_seconds(int(entry))
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+        if _comm(fields[1]) != "postgres":  # fields[1] is the parent's pid: this is the postmaster
+            total += (int(fields[13]) + int(fields[14])) / CLK_TCK  # cutime, cstime: exited children
     return total
+
+
+def _comm(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def vm_hwm_mb(pid: int) -> float:
