@@ -283,3 +283,42 @@ def test_disk_full_is_told_apart_from_unavailable() -> None:
     with pytest.raises(sqlite3.OperationalError) as other:
         full_sqlite.execute("SELECT * FROM missing")
     assert not is_disk_full(other.value)
+
+
+async def test_an_import_whose_scratch_space_fills_up_says_so_and_writes_nothing(
+    server: Any, monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path
+) -> None:
+    """The import spools the file to a staging database in TMPDIR (ingest/staging.py): when that disk fills, the
+    message names the scratch folder, not the target database, and the target is untouched."""
+    from chipp_builder.server.ingest import staging
+
+    app = await make_app(server, RECORDS)
+    session = uid(1, 4)
+    file = tmp_path / "data.jsonl"
+    file.write_text("\n".join(json.dumps(r) for r in [
+        session_record(session, "2025-06-04T10:00:00Z", title="Big file"),
+        *[message_record(f"s{n}", session, f"2025-06-04T10:00:{n:02d}Z", content=BIG) for n in range(10)],
+    ]) + "\n")
+    real_init = staging.Staging.__init__
+
+    def cramped(self: Any, path: Path) -> None:
+        real_init(self, path)
+        # The staging file may not grow past its empty schema: SQLITE_FULL, as from a full disk.
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        self.db.execute(f"PRAGMA max_page_count = {pages}")
+
+    monkeypatch.setattr(staging.Staging, "__init__", cramped)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(staging.tempfile, "tempdir", None)  # read TMPDIR again
+    before = await snapshot(server)
+
+    argv = ["import", str(file), "--app", str(app.id), "--database-url", database_url]
+    result = await asyncio.to_thread(CliRunner().invoke, cli, argv)
+    assert result.exit_code == 1, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == "Error: " + staging.SCRATCH_FULL.format(folder=scratch), result.stderr
+    assert "Traceback" not in result.output
+    assert await snapshot(server) == before
+    assert list(scratch.iterdir()) == []  # the staging folder is gone

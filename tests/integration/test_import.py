@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import random
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,8 +28,10 @@ from chipp_builder.server.db.tables import (
     session,
     tag,
 )
+from chipp_builder.server.ingest import derived, importer, staging
 from chipp_builder.server.ingest.importer import ImportReport, import_file, import_lines
 from chipp_builder.server.resources.apps.queries import create_app
+from tests.integration.test_rollups import _assert_summaries_exact
 
 DOMAIN_TABLES = (consumer, session, tag, knowledge_source, message, message_tag, feedback, memory)
 
@@ -186,6 +190,18 @@ def shuffled(records: list[dict[str, Any]], seed: int = 7) -> list[str]:
     lines = [json.dumps(r, ensure_ascii=False) for r in records]
     random.Random(seed).shuffle(lines)
     return lines
+
+
+@pytest.fixture(autouse=True, params=["default-chunks", "tiny-chunks"])
+def chunk_sizes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: with the real chunk sizes, and with chunks of two or three rows everywhere, so that a
+    small file crosses many chunk boundaries (staging batches, lookups, writes, derived counts)."""
+    if request.param == "tiny-chunks":
+        monkeypatch.setattr(staging, "BATCH", 3)
+        monkeypatch.setattr(importer, "_LOOKUP_CHUNK", 2)
+        monkeypatch.setattr(importer, "_WRITE_CHUNK", 2)
+        monkeypatch.setattr(derived, "_CHUNK", 2)
+    return str(request.param)
 
 
 @pytest.fixture
@@ -694,3 +710,107 @@ async def test_a_repeated_id_in_one_file_is_a_bad_line(engine: AsyncEngine, app_
     report = await import_lines(engine, app_id, lines)
 
     assert report.errors == [(18, "message: duplicate id m1 (first on line 5)")]
+
+
+async def test_a_duplicate_in_a_later_batch_names_the_first_line(engine: AsyncEngine, app_id: uuid.UUID) -> None:
+    lines = [json.dumps(r) for r in full_records()]
+    lines.append(lines[4])  # message m1 again, batches after its first line when batches are small
+    lines.append(json.dumps({**full_records()[0], "name": "Someone else"}))  # consumer, first on line 1
+    lines.append(lines[10])  # message_tag (m1, TAG_BUG)
+    lines.append('{"type": "message", "id": "m1", "session_id": "nope"}')  # a bad line reusing the id
+
+    report = await import_lines(engine, app_id, lines, skip_invalid=True)
+
+    assert report.errors == [
+        (18, "message: duplicate id m1 (first on line 5)"),
+        (19, f"consumer: duplicate id {CONSUMER_ID} (first on line 1)"),
+        (20, f"message_tag: duplicate id (m1, {TAG_BUG}) (first on line 11)"),
+        (21, "message: session_id must be a UUID"),
+    ]
+    # The first line of each id is the one written.
+    assert (await one(engine, consumer, id=uuid.UUID(CONSUMER_ID))).name == "Jürgen Groß"
+    assert report.written["message"] == 4 and report.written["message_tag"] == 3
+
+
+async def test_references_to_records_later_in_the_file_resolve(engine: AsyncEngine, app_id: uuid.UUID) -> None:
+    """Each record before the ones it refers to, so every reference points forward; and a bad session at the
+    end makes its messages (earlier lines) bad, naming that later line."""
+    order = {kind: n for n, kind in enumerate(reversed(importer.WRITE_ORDER))}
+    records = sorted(full_records(), key=lambda r: order[r["type"]])
+    lines = [json.dumps(r) for r in records]
+    bad_session = str(uuid.uuid4())
+    lines.insert(0, json.dumps({"type": "message", "id": "early", "session_id": bad_session, "role": "user",
+                                "content": "x", "created_at": "2025-06-01T00:00:00Z"}))
+    lines.append(json.dumps({"type": "session", "id": bad_session, "started_at": "never"}))
+
+    report = await import_lines(engine, app_id, lines, skip_invalid=True)
+
+    assert report.errors == [
+        (1, f"message: session_id {bad_session} refers to the invalid line 19"),
+        (19, "session: started_at must be an RFC 3339 timestamp such as 2025-06-01T00:00:00Z"),
+    ]
+    assert sum(report.written.values()) == 17
+    assert (await one(engine, session, id=uuid.UUID(SESSION_A))).message_count == 3
+    assert (await one(engine, tag, id=uuid.UUID(TAG_BUG))).usage_count == 2
+
+
+async def test_a_bigger_file_keeps_every_derived_value_exact(engine: AsyncEngine, app_id: uuid.UUID) -> None:
+    """Many sessions, messages moved between sessions and consumers by a second import: counters, rollups
+    and session counts equal what the raw rows say, whatever the chunk sizes."""
+    rng = random.Random(11)
+    consumers = [str(uuid.uuid4()) for _ in range(6)]
+    sessions = [str(uuid.uuid4()) for _ in range(25)]
+    base = datetime(2025, 6, 1, tzinfo=UTC)
+
+    def records(shift: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = [
+            {"type": "consumer", "id": c, "identifier": f"c{n}", "created_at": "2025-05-01T00:00:00Z"}
+            for n, c in enumerate(consumers)
+        ]
+        for n, sid in enumerate(sessions):
+            started = base + timedelta(days=(n + shift) % 9, hours=rng.randrange(24))
+            owner = consumers[(n + shift) % len(consumers)] if n % 4 else None
+            out.append({"type": "session", "id": sid, "consumer_id": owner, "started_at": started.isoformat()})
+        for m in range(120):
+            sid = sessions[(m * 7 + shift) % len(sessions)]
+            at = base + timedelta(days=(m + shift) % 9, minutes=m)
+            out.append({"type": "message", "id": f"m{m}", "session_id": sid, "role": "user", "content": "x",
+                        "model": rng.choice(["a", None]), "token_count": m, "created_at": at.isoformat()})
+            if m % 5 == 0:
+                out.append({"type": "feedback", "id": f"f{m}", "session_id": sid, "message_id": f"m{m}",
+                            "rating": 1, "created_at": at.isoformat()})
+        return out
+
+    first = await import_lines(engine, app_id, shuffled(records(0)))
+    second = await import_lines(engine, app_id, shuffled(records(3), seed=3))
+
+    assert first.ok and second.ok, (first.errors, second.errors)
+    await _assert_summaries_exact(SimpleNamespace(state=SimpleNamespace(engine=engine)), app_id)
+    async with engine.connect() as db:
+        counted = select(func.count()).where(message.c.session_id == session.c.id).scalar_subquery()
+        wrong = (await db.execute(select(func.count()).where(session.c.message_count != counted))).scalar_one()
+    assert wrong == 0
+
+
+async def test_the_staging_folder_is_removed_whatever_happens(
+    engine: AsyncEngine, app_id: uuid.UUID, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    used: list[Path] = []
+    original = staging.Staging.__init__
+
+    def spy(self: staging.Staging, path: Path) -> None:
+        used.append(path)
+        original(self, path)
+
+    monkeypatch.setattr(staging.Staging, "__init__", spy)
+
+    assert (await import_lines(engine, app_id, shuffled(full_records()))).ok
+    assert not (await import_lines(engine, app_id, ["{"])).ok
+    with pytest.raises(NotFound):
+        await import_lines(engine, uuid.uuid4(), shuffled(full_records()))
+
+    assert len(used) == 3 and all(path.parent.parent == scratch for path in used)
+    assert list(scratch.iterdir()) == []

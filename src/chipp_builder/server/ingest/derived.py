@@ -13,9 +13,10 @@ them run in the caller's transaction, so a summary commits with the rows it desc
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import islice
 from typing import Any
 from uuid import UUID
 
@@ -45,10 +46,10 @@ _CHUNK = 1000
 
 
 async def recompute_derived(
-    db: AsyncConnection, app_id: UUID, session_ids: Collection[UUID] | None = None
+    db: AsyncConnection, app_id: UUID, session_ids: Iterable[UUID] | None = None
 ) -> None:
-    """Recompute message_count and last_activity_at of the given sessions (all the app's when None) and
-    usage_count of every tag of the app, from the message and message_tag rows.
+    """Recompute message_count and last_activity_at of the given sessions (all the app's when None; an iterable
+    is read chunk by chunk) and usage_count of every tag of the app, from the message and message_tag rows.
 
     Why set-based: the counts are columns the server maintains (so list endpoints read them without a join),
     and after a bulk write they must match the rows exactly. A few UPDATEs with correlated subqueries per
@@ -82,14 +83,15 @@ async def recompute_derived(
         .where(session.c.ended_at.is_not(None), session.c.ended_at > session.c.last_activity_at)
         .values(last_activity_at=session.c.ended_at),
     ]
-    for statement in statements:
-        statement = statement.where(session.c.app_id == app_id)
-        if session_ids is None:
+    statements = [statement.where(session.c.app_id == app_id) for statement in statements]
+    if session_ids is None:
+        for statement in statements:
             await db.execute(statement)
-            continue
-        ids = list(dict.fromkeys(session_ids))
-        for start in range(0, len(ids), _CHUNK):
-            await db.execute(statement.where(session.c.id.in_(ids[start : start + _CHUNK])))
+    else:
+        # All three per chunk: each session's values depend on its own row and messages only.
+        for chunk in _chunks(session_ids, _CHUNK):
+            for statement in statements:
+                await db.execute(statement.where(session.c.id.in_(list(dict.fromkeys(chunk)))))
 
     usage = (
         select(func.count())
@@ -373,11 +375,10 @@ _ROLLUPS = (daily_session, daily_consumer, daily_message)
 
 @dataclass
 class PendingUpsert:
-    """What an upsert is about to replace: the days its old rows count on and how many rows already exist."""
+    """What an upsert is about to replace: the days its old and new rows count on and how many of the counted
+    rows it brings and already exist."""
 
     days: set[date] = field(default_factory=set)
-    session_ids: list[Any] = field(default_factory=list)
-    consumers: set[UUID] = field(default_factory=set)
     existing: dict[str, int] = field(default_factory=dict)
     incoming: dict[str, int] = field(default_factory=dict)
 
@@ -387,29 +388,35 @@ async def before_upsert(
     app_id: UUID,
     ids: Mapping[str, Sequence[Any]],
     times: Iterable[datetime],
+    pending: PendingUpsert | None = None,
 ) -> PendingUpsert:
-    """Call before an upsert that may replace rows. `ids` maps "session", "message" and COUNTED's resources
-    to the ids about to be written; `times` are the new rows' started_at / created_at. Reads the days the
-    replaced sessions and messages count on now, and how many of the counted ids exist already."""
-    pending = PendingUpsert(days={day_of(at) for at in times}, session_ids=list(ids.get("session", ())))
+    """Call before an upsert that may replace rows: once, or once per chunk of ids adding to `pending` (a new one
+    when None), all before the first write. `ids` maps "session", "message" and COUNTED's resources to the ids
+    about to be written, no id in two chunks; `times` are the new rows' started_at / created_at. Reads the days
+    the replaced sessions and messages count on now, and how many of the counted ids exist already.
+
+    Replaced sessions may also change which consumers have one: refresh_active_consumers afterwards for the
+    consumers they named before (consumers_of_sessions, read now) and the ones the written sessions name.
+
+    Why before any write: on PostgreSQL, rows inserted by the open transaction are missing from the planner's
+    statistics, so a lookup after a bulk insert may scan the app's whole table instead of probing its key.
+    """
+    pending = PendingUpsert() if pending is None else pending
+    pending.days.update(day_of(at) for at in times)
     dialect = db.dialect.name
-    pending.consumers = await _consumers_of_sessions(db, app_id, pending.session_ids)
     for table, column, key in ((session, session.c.started_at, "session"), (message, message.c.created_at, "message")):
         day = utc_day(column, dialect)
-        wanted = list(ids.get(key, ()))
-        for start in range(0, len(wanted), _CHUNK):
-            query = (
-                select(day).distinct().where(table.c.app_id == app_id, table.c.id.in_(wanted[start : start + _CHUNK]))
-            )
+        for chunk in _chunks(ids.get(key, ()), _CHUNK):
+            query = select(day).distinct().where(table.c.app_id == app_id, table.c.id.in_(chunk))
             pending.days.update(_as_day(value) for value in (await db.execute(query)).scalars())
     for resource, table in COUNTED.items():
         wanted = list(dict.fromkeys(ids.get(resource, ())))
-        pending.incoming[resource] = len(wanted)
+        pending.incoming[resource] = pending.incoming.get(resource, 0) + len(wanted)
         found = 0
-        for start in range(0, len(wanted), _CHUNK):
-            query = select(func.count()).where(table.c.app_id == app_id, table.c.id.in_(wanted[start : start + _CHUNK]))
+        for chunk in _chunks(wanted, _CHUNK):
+            query = select(func.count()).where(table.c.app_id == app_id, table.c.id.in_(chunk))
             found += int((await db.execute(query)).scalar_one())
-        pending.existing[resource] = found
+        pending.existing[resource] = pending.existing.get(resource, 0) + found
     return pending
 
 
@@ -420,22 +427,26 @@ async def after_upsert(db: AsyncConnection, app_id: UUID, pending: PendingUpsert
     )
     if pending.days:
         await recompute_activity(db, app_id, pending.days)
-    # Consumers the replaced sessions named before and the written sessions name now.
-    touched = pending.consumers | await _consumers_of_sessions(db, app_id, pending.session_ids)
-    if touched:
-        await refresh_active_consumers(db, app_id, touched)
 
 
-async def _consumers_of_sessions(db: AsyncConnection, app_id: UUID, session_ids: Sequence[Any]) -> set[UUID]:
+async def consumers_of_sessions(db: AsyncConnection, app_id: UUID, session_ids: Sequence[Any]) -> set[UUID]:
+    """The consumers that these sessions of the app name."""
     found: set[UUID] = set()
-    for start in range(0, len(session_ids), _CHUNK):
+    for chunk in _chunks(session_ids, _CHUNK):
         query = select(session.c.consumer_id).distinct().where(
             session.c.app_id == app_id,
-            session.c.id.in_(session_ids[start : start + _CHUNK]),
+            session.c.id.in_(chunk),
             session.c.consumer_id.is_not(None),
         )
         found.update((await db.execute(query)).scalars())
     return found
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of up to `size` items, reading `items` lazily."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 def _as_day(value: Any) -> date:

@@ -26,6 +26,15 @@ WRITE_ORDER = (
     "feedback",
     "memory",
 )
+# What each record type refers to, as (record type, field), in the order references are checked: a record with
+# several bad references is reported for the first. Each type refers to another type at most once.
+REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
+    "session": (("consumer", "consumer_id"),),
+    "message": (("session", "session_id"),),
+    "message_tag": (("message", "message_id"), ("tag", "tag_id")),
+    "feedback": (("message", "message_id"), ("session", "session_id"), ("consumer", "consumer_id")),
+    "memory": (("consumer", "consumer_id"), ("session", "session_id"), ("message", "source_message_id")),
+}
 ROLES = ("user", "assistant", "system", "tool")
 KNOWLEDGE_STATUSES = ("pending", "processing", "completed", "failed", "deleting")
 KNOWLEDGE_TYPES = (
