@@ -9,7 +9,9 @@ Writes synthetic JSON Lines files of all eight record types, with references bet
 SQLite database (and, with --postgres, a scratch database chipp_bench_import_N next to the given one, dropped
 at the end). Peak RSS is the child's own maximum resident set, from wait4(). With --export the imported app
 is served (`chipp-builder serve`) and exported with `chipp-builder export all`, measured the same way. Prints
-lines, seconds, lines/s and peak RSS per size, then the ratio of peak RSS between the largest and smallest.
+lines, seconds, lines/s and peak RSS per size, then the ratio of peak RSS between the largest and smallest,
+and keeps them in benchmarks/.data/stream_results.json for the "Import and export memory" section of
+benchmarks/RESULTS.md (benchmarks/run.py runs this script itself unless given --no-stream).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / ".data"
 CLI = str(Path(sys.executable).with_name("chipp-builder"))
+STREAM_RESULTS = DATA / "stream_results.json"  # read by benchmarks/run.py for RESULTS.md
 WORDS = (
     "order refund shipping account password invoice delivery tracking the a to my is not when how can you "
     "please thanks help support update change cancel subscription plan price discount code error page login"
@@ -223,6 +226,12 @@ def bench(sizes: list[int], postgres: str | None, export: bool) -> None:
                         assert postgres is not None
                         _psql(postgres, f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
     print()
+    STREAM_RESULTS.write_text(json.dumps({
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join([".venv/bin/python", "benchmarks/bench_import.py", *sys.argv[1:]]),
+        "rows": [[backend, action, lines, run.seconds, run.peak_mb]
+                 for (backend, action), runs in results.items() for lines, run in runs],
+    }, indent=1))
     for (backend, action), runs in results.items():
         (small_lines, small), (large_lines, large) = runs[0], runs[-1]
         print(f"{backend:10} {action}: peak RSS {large.peak_mb:.1f} MB at {large_lines:,} lines / "

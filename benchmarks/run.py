@@ -6,9 +6,10 @@
 For each backend and size: build or reuse the data (harness/data.py), capture every case's response and SQL
 in-process and time the SQL on the bare driver (harness/floor.py), start our server with one and two
 workers, the bytes-from-memory floor and (SQLite) Datasette side by side, load each with wrk in turn
-(harness/load.py, harness/peer.py), and write benchmarks/RESULTS.md (harness/report.py). Results of
+(harness/load.py, harness/peer.py). Then measure the import's and the export's memory at two file sizes
+(bench_import.py; skip with --no-stream), and write benchmarks/RESULTS.md (harness/report.py). Results of
 datasets not run this time are kept from earlier runs (benchmarks/.data/results.json) and say when they
-were measured.
+were measured; --report-only rewrites RESULTS.md from them without running anything.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import json
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +35,7 @@ from harness.floor import measure  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_JSON = data.DATA_DIR / "results.json"
+STREAM_JSON = data.DATA_DIR / "stream_results.json"  # written by bench_import.py
 PORT = 18400
 
 
@@ -182,6 +185,10 @@ def main() -> None:
         help="an existing PostgreSQL database; chipp_bench_<size> are created next to it",
     )
     parser.add_argument("--build-only", action="store_true", help="build (or reuse) the data, then stop")
+    parser.add_argument("--no-stream", action="store_true",
+                        help="skip the import/export memory run (bench_import.py); keep its last figures")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: rewrite RESULTS.md from the kept results")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.warmup = 2.0, 1.0
@@ -204,11 +211,18 @@ def main() -> None:
     log_dir = data.DATA_DIR / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     previous = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
-    for b in backends:
+    for b in backends if not args.report_only else []:
         for s in sizes:
             say(f"=== {b}/{s}")
             previous[f"{b}/{s}"] = run_dataset(b, s, args, log_dir)
             RESULTS_JSON.write_text(json.dumps(previous, indent=1))
+    if not (args.no_stream or args.report_only):
+        say("=== import and export memory (bench_import.py)")
+        stream_command = [sys.executable, str(BENCH_DIR / "bench_import.py"), "--export"]
+        if "postgresql" in backends:
+            stream_command += ["--postgres", args.pg_admin]
+        subprocess.run(stream_command, check=True)
+    stream = json.loads(STREAM_JSON.read_text()) if STREAM_JSON.exists() else None
 
     order = [f"{b}/{s}" for b in ("sqlite", "postgresql") for s in data.SIZES]
     datasets = [_with_peer_rows(previous[k]) for k in order if k in previous]
@@ -232,7 +246,7 @@ def main() -> None:
                     ]
                 )
     command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/run.py", *sys.argv[1:]])
-    headline = report.write(BENCH_DIR / "RESULTS.md", datasets, command, data.git_commit(), data_rows)
+    headline = report.write(BENCH_DIR / "RESULTS.md", datasets, command, data.git_commit(), data_rows, stream)
     print(headline)
 
 

@@ -209,11 +209,38 @@ def ratios_and_targets(datasets: list[Row]) -> tuple[list[str], list[list[Any]]]
             "2w/1w mix c64"], ratio_rows + [["__targets__"]] + targets
 
 
-def write(path: Path, datasets: list[Row], command: str, commit: str, data_rows: list[list[Any]]) -> str:
+def stream_section(stream: dict[str, Any] | None) -> tuple[list[str], list[list[Any]]]:
+    """The import and export memory section (from bench_import.py's results) and its targets: memory flat when
+    the file grows tenfold, i.e. peak RSS at the largest size at most 1.2x the smallest's."""
+    if not stream:
+        return ["Not measured yet: run `.venv/bin/python benchmarks/bench_import.py --export`.", ""], []
+    runs: dict[tuple[str, str], list[list[Any]]] = {}
+    for backend, action, lines, seconds, peak_mb in stream["rows"]:
+        runs.setdefault((backend, action), []).append([lines, seconds, peak_mb])
+    body, targets = [], []
+    for (backend, action), rows in runs.items():
+        rows.sort()
+        for lines, seconds, peak_mb in rows:
+            body.append([backend, action, lines, seconds, lines / seconds if seconds else None, peak_mb])
+        (small_lines, _, small_mb), (large_lines, _, large_mb) = rows[0], rows[-1]
+        ratio = _ratio(large_mb, small_mb)
+        targets.append([f"{action} streams: peak RSS at {large_lines / small_lines:.0f}x the lines <= 1.2x",
+                        backend, "not measured" if ratio is None else f"{_fmt(ratio, 2)}x",
+                        "met" if ratio is not None and ratio <= 1.2 else "MISSED"])
+    out = [f"Measured {stream['date']} with `{stream['command']}` (synthetic files of all eight record types; "
+           "peak RSS of the `chipp-builder import` / `export all` process, from wait4()).", ""]
+    out += _table(["backend", "action", "lines", "seconds", "lines/s", "peak RSS MB"], body)
+    return out + [""], targets
+
+
+def write(path: Path, datasets: list[Row], command: str, commit: str, data_rows: list[list[Any]],
+          stream: dict[str, Any] | None = None) -> str:
     """Write RESULTS.md and return the headline tables (ratios and targets) as text for the terminal."""
     header, mixed = ratios_and_targets(datasets)
     split = mixed.index(["__targets__"])
     ratio_rows, targets = mixed[:split], mixed[split + 1:]
+    stream_md, stream_targets = stream_section(stream)
+    targets = targets + stream_targets
     ratio_md = _table(header, ratio_rows)
     target_md = _table(["target (issue 7)", "where", "figure", ""], targets)
     out = ["# Benchmark results", "",
@@ -225,7 +252,8 @@ def write(path: Path, datasets: list[Row], command: str, commit: str, data_rows:
     out += ["", "## Data", ""]
     out += _table(["backend", "size", "sessions", "messages", "feedback", "consumers", "load s (side apps)",
                    "load s (main app)", "load s (total)", "built"], data_rows)
-    out += ["", "## Targets", ""] + target_md + ["", "## Ratios", ""] + ratio_md + ["", "## Per dataset", ""]
+    out += ["", "## Targets", ""] + target_md + ["", "## Ratios", ""] + ratio_md
+    out += ["", "## Import and export memory", ""] + stream_md + ["## Per dataset", ""]
     for d in datasets:
         out += dataset_section(d)
     out += ["## Notes", "",
