@@ -211,11 +211,15 @@ def main() -> None:
     log_dir = data.DATA_DIR / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     previous = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/run.py", *sys.argv[1:]])
     for b in backends if not args.report_only else []:
         for s in sizes:
             say(f"=== {b}/{s}")
             previous[f"{b}/{s}"] = run_dataset(b, s, args, log_dir)
+            previous["_command"] = command  # what --report-only names as the command of the kept runs
             RESULTS_JSON.write_text(json.dumps(previous, indent=1))
+    if args.report_only:
+        command = previous.get("_command", command)
     if not (args.no_stream or args.report_only):
         say("=== import and export memory (bench_import.py)")
         stream_command = [sys.executable, str(BENCH_DIR / "bench_import.py"), "--export"]
@@ -245,7 +249,6 @@ def main() -> None:
                         m.built_at,
                     ]
                 )
-    command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/run.py", *sys.argv[1:]])
     headline = report.write(BENCH_DIR / "RESULTS.md", datasets, command, data.git_commit(), data_rows, stream)
     print(headline)
 
