@@ -222,6 +222,14 @@ async def test_an_import_on_a_full_disk_fails_and_writes_nothing(server: Any, di
     assert report.ok and report.written["message"] == 10
 
 
+def big_session_lines(session: str, prefix: str, day: str, title: str) -> list[str]:
+    """Import lines of a session and ten messages too big to share a page: every one needs new pages."""
+    return [json.dumps(r) for r in [
+        session_record(session, f"{day}T10:00:00Z", title=title),
+        *[message_record(f"{prefix}{n}", session, f"{day}T10:00:{n:02d}Z", content=BIG) for n in range(10)],
+    ]]
+
+
 @contextmanager
 def every_sqlite_connection_capped() -> Iterator[None]:
     """Cap the connections of engines made in this process (the CLI makes its own)."""
@@ -236,12 +244,8 @@ async def test_the_import_command_on_a_full_disk_exits_non_zero_with_one_clear_l
     server: Any, disk: DiskFull, database_url: str, tmp_path: Path
 ) -> None:
     app = await make_app(server, RECORDS)
-    session = uid(1, 3)
     file = tmp_path / "data.jsonl"
-    file.write_text("\n".join(json.dumps(r) for r in [
-        session_record(session, "2025-06-03T10:00:00Z", title="From the CLI"),
-        *[message_record(f"c{n}", session, f"2025-06-03T10:00:{n:02d}Z", content=BIG) for n in range(10)],
-    ]) + "\n")
+    file.write_text("\n".join(big_session_lines(uid(1, 3), "c", "2025-06-03", "From the CLI")) + "\n")
     before = await snapshot(server)
     argv = ["import", str(file), "--app", str(app.id), "--database-url", database_url]
     if disk.sqlite:
@@ -293,12 +297,8 @@ async def test_an_import_whose_scratch_space_fills_up_says_so_and_writes_nothing
     from chipp_builder.server.ingest import staging
 
     app = await make_app(server, RECORDS)
-    session = uid(1, 4)
     file = tmp_path / "data.jsonl"
-    file.write_text("\n".join(json.dumps(r) for r in [
-        session_record(session, "2025-06-04T10:00:00Z", title="Big file"),
-        *[message_record(f"s{n}", session, f"2025-06-04T10:00:{n:02d}Z", content=BIG) for n in range(10)],
-    ]) + "\n")
+    file.write_text("\n".join(big_session_lines(uid(1, 4), "s", "2025-06-04", "Big file")) + "\n")
     real_init = staging.Staging.__init__
 
     def cramped(self: Any, path: Path) -> None:
