@@ -22,10 +22,10 @@ demo: $(VENV)/.installed-server
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## make lint: ruff on the code and tests, mypy on the package
+## make lint: ruff on the code and tests, mypy --strict on the package (CI runs it before the tests)
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests
-	$(BIN)/mypy src
+	$(BIN)/mypy --strict src
 
 clean:
 	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm .pytest_cache .mypy_cache .ruff_cache

@@ -142,3 +142,13 @@ def test_parquet_schema_and_conversion(tmp_path: Path) -> None:
     first = table.to_pylist()[0]
     assert first["last_activity_at"].isoformat() == "2025-06-01T10:00:02.250000+00:00"
     assert first["consumer_email"] == "ada@example.com"
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"text"', "42"])
+def test_a_checkpoint_that_is_not_an_object_is_a_clear_export_error(tmp_path: Path, content: str) -> None:
+    from chipp_builder.export import runner
+
+    job = runner.Job("sessions", "csv", {}, "00000000-0000-4000-8000-000000000000", tmp_path / "s.csv")
+    runner.checkpoint_path(job.output).write_text(content)
+    with pytest.raises(runner.ExportError, match="is not an export checkpoint"):
+        runner.load_checkpoint(job)

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from chipp_builder.client import ChippError, Client, ConfigurationError, RateLimited
+from chipp_builder.client import APIError, Client, ConfigurationError, RateLimited, UnexpectedStatus
 from chipp_builder.client.models import LogConsumer, LogMessage
-from chipp_builder.errors import ALL_ERRORS
+from chipp_builder.errors import WIRE_ERRORS
 
 APP_ID = str(uuid.uuid4())
 KEY = "chipp_" + "c" * 32
@@ -81,8 +81,8 @@ def test_every_request_carries_the_key_and_a_user_agent() -> None:
     assert str(seen[0].url) == f"http://api.test/api/v1/apps/{APP_ID}/sessions/{SESSION['id']}"
 
 
-@pytest.mark.parametrize("cls", ALL_ERRORS, ids=lambda c: c.code)
-def test_each_error_code_raises_its_class(cls: type[ChippError]) -> None:
+@pytest.mark.parametrize("cls", WIRE_ERRORS, ids=lambda c: c.code)
+def test_each_error_code_raises_its_class(cls: type[APIError]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(cls.status, json={"error": {"code": cls.code, "message": "why"}},
                               headers={"Retry-After": "5"} if cls is RateLimited else None)
@@ -100,7 +100,7 @@ def test_a_non_json_error_body_still_raises_by_status() -> None:
         return httpx.Response(502, text="<html>Bad gateway</html>")
 
     client = Client("http://api.test", KEY, APP_ID, transport=httpx.MockTransport(handler), max_retries=0)
-    with pytest.raises(ChippError) as caught:
+    with pytest.raises(UnexpectedStatus) as caught:
         client.sessions.get(SESSION["id"])
     assert caught.value.status == 502 and caught.value.message == "HTTP 502"
 
@@ -110,7 +110,7 @@ def test_an_unknown_error_code_keeps_its_code() -> None:
         return httpx.Response(418, json={"error": {"code": "teapot", "message": "short and stout"}})
 
     client = Client("http://api.test", KEY, APP_ID, transport=httpx.MockTransport(handler))
-    with pytest.raises(ChippError) as caught:
+    with pytest.raises(UnexpectedStatus) as caught:
         client.sessions.get(SESSION["id"])
     error = caught.value
     assert (error.status, error.code, error.message) == (418, "teapot", "short and stout")

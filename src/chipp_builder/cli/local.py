@@ -33,7 +33,7 @@ from chipp_builder.cli.support import (
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from chipp_builder.server.ingest.importer import ImportReport
+    from chipp_builder.server.ingest.records import ImportReport
 
 APP_FACTORY = "chipp_builder.server.app:create_app"
 

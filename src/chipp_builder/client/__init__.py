@@ -10,12 +10,15 @@ Needs only httpx and pydantic: it never imports the server.
 
 from chipp_builder.client._async import AsyncClient
 from chipp_builder.client._config import ConfigurationError
-from chipp_builder.client._core import ConnectionFailed
 from chipp_builder.client._retry import RetryPolicy
 from chipp_builder.client._sync import Client
 from chipp_builder.client.pagination import AsyncPage, Page
 from chipp_builder.errors import (
+    APIError,
+    AuthenticationError,
     ChippError,
+    Conflict,
+    ConnectionFailed,
     Expired,
     Forbidden,
     IdempotencyConflict,
@@ -26,13 +29,18 @@ from chipp_builder.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    ServerError,
     ServiceUnavailable,
+    TimedOut,
+    TransportError,
     Unauthorized,
+    UnexpectedStatus,
 )
 
 __all__ = [
-    "AsyncClient", "AsyncPage", "ChippError", "Client", "ConfigurationError", "ConnectionFailed", "Expired",
-    "Forbidden", "IdempotencyConflict", "InsufficientStorage", "InternalError", "InvalidRequest",
-    "MethodNotAllowed", "NotFound", "Page", "PayloadTooLarge", "RateLimited", "RetryPolicy",
-    "ServiceUnavailable", "Unauthorized",
+    "APIError", "AsyncClient", "AsyncPage", "AuthenticationError", "ChippError", "Client", "ConfigurationError",
+    "Conflict", "ConnectionFailed", "Expired", "Forbidden", "IdempotencyConflict", "InsufficientStorage",
+    "InternalError", "InvalidRequest", "MethodNotAllowed", "NotFound", "Page", "PayloadTooLarge", "RateLimited",
+    "RetryPolicy", "ServerError", "ServiceUnavailable", "TimedOut", "TransportError", "Unauthorized",
+    "UnexpectedStatus",
 ]

@@ -17,7 +17,7 @@ import httpx
 from pydantic import BaseModel
 
 from chipp_builder import __version__
-from chipp_builder.errors import ChippError, RateLimited, error_from_response
+from chipp_builder.errors import APIError, ConnectionFailed, RateLimited, TimedOut, TransportError, error_from_response
 from chipp_builder.schemas.common import format_timestamp, utc_now
 
 E = TypeVar("E", bound=BaseModel)
@@ -28,12 +28,6 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 PageKind = Literal["cursor", "offset", "none"]
-
-
-class ConnectionFailed(ChippError):
-    """The API could not be reached (connection refused or reset, DNS failure, timeout); status is 0."""
-
-    status, code = 0, "connection_error"
 
 
 @dataclass(frozen=True)
@@ -142,7 +136,7 @@ def parse_retry_after(headers: httpx.Headers) -> float | None:
     return max(0.0, (when - utc_now()).total_seconds())
 
 
-def error_for(response: httpx.Response) -> ChippError:
+def error_for(response: httpx.Response) -> APIError:
     """The errors.py exception a non-2xx response stands for, carrying its status, code and message."""
     try:
         body: object = response.json()
@@ -165,7 +159,9 @@ def decode(call: Call[E], response: httpx.Response) -> E:
     raise error_for(response)
 
 
-def connection_failed(exc: httpx.HTTPError, call: Call[Any]) -> ConnectionFailed:
-    """The SDK error for a transport failure (the httpx exception stays chained as __cause__)."""
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
-    return ConnectionFailed(f"{call.method} {call.path} {kind}: {type(exc).__name__}: {exc}")
+def transport_error(exc: httpx.HTTPError, call: Call[Any]) -> TransportError:
+    """The SDK error for a request that got no response: TimedOut or ConnectionFailed (the httpx exception
+    stays chained as __cause__)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return TimedOut(f"{call.method} {call.path} timed out: {type(exc).__name__}: {exc}")
+    return ConnectionFailed(f"{call.method} {call.path} failed: {type(exc).__name__}: {exc}")

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from chipp_builder.client._config import ClientConfig
-from chipp_builder.client._core import USER_AGENT, Call, E, connection_failed, decode
+from chipp_builder.client._core import USER_AGENT, Call, E, decode, transport_error
 from chipp_builder.client._retry import RetryPolicy
 
 
@@ -59,7 +59,7 @@ class SyncRequester(_Base):
             except httpx.HTTPError as exc:
                 delay = self.policy.after_error(call.retry_safe, exc, attempt)
                 if delay is None:
-                    raise connection_failed(exc, call) from exc
+                    raise transport_error(exc, call) from exc
             else:
                 delay = self.policy.after_response(call.retry_safe, response, attempt)
                 if delay is None:
@@ -93,7 +93,7 @@ class AsyncRequester(_Base):
             except httpx.HTTPError as exc:
                 delay = self.policy.after_error(call.retry_safe, exc, attempt)
                 if delay is None:
-                    raise connection_failed(exc, call) from exc
+                    raise transport_error(exc, call) from exc
             else:
                 delay = self.policy.after_response(call.retry_safe, response, attempt)
                 if delay is None:

@@ -41,7 +41,8 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before retry number `attempt + 1` after a 5xx or transport error."""
-        ceiling = min(self.backoff_max, self.backoff_base * (2**attempt))
+        # 2.0, not 2: int ** int is typed Any (a negative exponent would make it a float).
+        ceiling = min(self.backoff_max, self.backoff_base * (2.0**attempt))
         return ceiling * (0.5 + 0.5 * self.random())
 
     def after_response(self, retry_safe: bool, response: httpx.Response, attempt: int) -> float | None:

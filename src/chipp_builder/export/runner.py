@@ -270,6 +270,8 @@ def load_checkpoint(job: Job) -> dict[str, Any] | None:
     if not path.exists():
         return None
     checkpoint = json.loads(path.read_text())
+    if not isinstance(checkpoint, dict):
+        raise ExportError(f"{path} is not an export checkpoint: delete it to start over")
     if checkpoint.get("version") != CHECKPOINT_VERSION or checkpoint.get("job") != job.identity():
         raise ExportError(f"{path} belongs to another export (resource, format, filters or app differ): "
                           "run the same command, or delete it to start over")

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chipp_builder import __version__
 from chipp_builder.errors import (
-    ChippError,
+    APIError,
     InsufficientStorage,
     InternalError,
     InvalidRequest,
@@ -25,6 +25,7 @@ from chipp_builder.errors import (
     PayloadTooLarge,
     RateLimited,
     ServiceUnavailable,
+    UnexpectedStatus,
 )
 from chipp_builder.server.config import Settings
 from chipp_builder.server.db.engine import DRIVER_ERRORS, is_disk_full, is_unavailable, make_engine
@@ -97,8 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    async def on_chipp_error(_request: Request, exc: Exception) -> Any:
-        assert isinstance(exc, ChippError)
+    async def on_api_error(_request: Request, exc: Exception) -> Any:
+        assert isinstance(exc, APIError)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
         return error_response(exc, headers)
 
@@ -111,9 +112,7 @@ def _install_error_handlers(app: FastAPI) -> None:
                                   {"Allow": (exc.headers or {}).get("Allow", "")} if exc.headers else None)
         if exc.status_code == 413:
             return error_response(PayloadTooLarge("Request body is too large"))
-        err = ChippError(str(exc.detail))
-        err.status, err.code = exc.status_code, "http_error"
-        return error_response(err)
+        return error_response(UnexpectedStatus(str(exc.detail), exc.status_code))
 
     async def on_validation_error(_request: Request, exc: Exception) -> Any:
         assert isinstance(exc, RequestValidationError)
@@ -145,7 +144,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             return await on_database_error(request, exc)
         return await on_unexpected(request, exc)
 
-    app.add_exception_handler(ChippError, on_chipp_error)
+    app.add_exception_handler(APIError, on_api_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     for db_error in (OperationalError, InterfaceError, ConnectionError, TimeoutError, OSError):

@@ -138,4 +138,6 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
             return [resolve(item) for item in node]
         return node
 
-    return resolve(schema)
+    inlined = resolve(schema)
+    assert isinstance(inlined, dict)  # a dict resolves to a dict
+    return inlined

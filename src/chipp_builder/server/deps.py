@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chipp_builder.errors import ChippError, InvalidRequest, RateLimited
+from chipp_builder.errors import AuthenticationError, InvalidRequest, RateLimited
 from chipp_builder.server.auth import KeyIdentity, check_app, lookup_key, presented_key
 from chipp_builder.server.db.fastread import Reader
 from chipp_builder.server.params import message_for
@@ -55,7 +55,7 @@ def _reject_repeated_parameters(request: Request) -> None:
             raise InvalidRequest(f"{name} must be given at most once; {message_for(name)}")
 
 
-async def _refuse_unauthenticated(request: Request, error: ChippError) -> ChippError:
+async def _refuse_unauthenticated(request: Request, error: AuthenticationError) -> RateLimited | AuthenticationError:
     """Count a failed authentication against the caller's address, so the key space cannot be scanned quickly."""
     decision = await request.app.state.limiter.check("addr:" + client_address(request))
     if not decision.allowed:
@@ -67,7 +67,7 @@ async def raw_key(request: Request) -> str:
     """The caller's key, checked for shape and checksum before any database connection is taken."""
     try:
         return presented_key(request.headers.get("authorization"))
-    except ChippError as error:
+    except AuthenticationError as error:
         raise await _refuse_unauthenticated(request, error) from None
 
 
@@ -79,7 +79,7 @@ async def _identify(
 ) -> KeyIdentity:
     try:
         identity = await lookup_key(db, key)
-    except ChippError as error:
+    except AuthenticationError as error:
         raise await _refuse_unauthenticated(request, error) from None
     decision = await request.app.state.limiter.check("key:" + str(identity.key_id))
     if not decision.allowed:

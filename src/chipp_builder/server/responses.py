@@ -8,7 +8,7 @@ from uuid import UUID
 import orjson
 from fastapi import Response
 
-from chipp_builder.errors import ChippError, InternalError
+from chipp_builder.errors import APIError, InternalError
 from chipp_builder.schemas.common import ErrorEnvelope
 
 # OPT_NON_STR_KEYS: SQLAlchemy's RowMapping keys are `quoted_name` (a str subclass), which orjson otherwise
@@ -42,7 +42,7 @@ def json_response(body: Any, status_code: int = 200) -> Response:
     return Response(dumps(body), status_code=status_code, media_type="application/json")
 
 
-def error_response(error: ChippError, headers: dict[str, str] | None = None) -> Response:
+def error_response(error: APIError, headers: dict[str, str] | None = None) -> Response:
     """The one error envelope every non-2xx response uses."""
     return Response(dumps(error.to_body()), status_code=error.status, media_type="application/json",
                     headers=headers)

@@ -36,7 +36,8 @@ from sqlalchemy.sql import Select
 
 from chipp_builder.server.db.tables import UTCDateTime
 
-_DIALECTS = {"sqlite": sqlite_dialect.dialect(), "postgresql": pg_dialect.dialect()}
+# no-untyped-call: SQLAlchemy leaves the asyncpg dialect's __init__ unannotated (its aiosqlite one is typed).
+_DIALECTS = {"sqlite": sqlite_dialect.dialect(), "postgresql": pg_dialect.dialect()}  # type: ignore[no-untyped-call]
 _EXPANDING = "__[POSTCOMPILE_{}]"
 
 

@@ -199,9 +199,9 @@ class _Fields:
         if value is None:
             assert default is not None
             return default
-        if value not in values:
-            raise self._fail(f"{name} must be one of {', '.join(values)}")
-        return value
+        if isinstance(value, str) and value in values:
+            return value
+        raise self._fail(f"{name} must be one of {', '.join(values)}")
 
     def tool_list(self, name: str, second: str) -> list[dict[str, Any]] | None:
         """tool_calls ({"tool_name", "status"}) or tool_results ({"tool_name", "result"}) as in the API."""

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from chipp_builder.errors import ChippError, NotFound, RateLimited, Unauthorized
+from chipp_builder.errors import AuthenticationError, NotFound, RateLimited, Unauthorized
 from chipp_builder.schemas.common import DataEnvelope, Timestamp, WireModel
 from chipp_builder.schemas.keys import RESOURCES, ApiKey, App, ScopeLevel
 from chipp_builder.server.auth import bearer_token
@@ -51,7 +51,7 @@ async def require_admin(request: Request) -> None:
         given = bearer_token(request.headers.get("authorization"))
         if not hmac.compare_digest(_digest(given), _digest(expected)):
             raise Unauthorized("Invalid admin token")
-    except ChippError:
+    except AuthenticationError:
         decision = await request.app.state.limiter.check("addr:" + client_address(request))
         if not decision.allowed:
             raise RateLimited("Rate limit exceeded", retry_after=decision.retry_after) from None
