@@ -18,6 +18,8 @@ from faker import Faker
 from sqlalchemy import JSON, Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from chipp_builder.server.db.counters import add_counts
+from chipp_builder.server.db.daily_rollups import add_activity
 from chipp_builder.server.db.tables import (
     app,
     consumer,
@@ -44,7 +46,6 @@ from chipp_builder.server.ingest.demo_content import (
     TOOLS,
     TOPICS,
 )
-from chipp_builder.server.ingest.derived import add_activity, add_counts
 
 SESSIONS_PER_CHUNK = 1000  # sessions generated and inserted together (about 11,000 messages)
 # A commit every 5,000 sessions keeps the SQLite WAL and PostgreSQL's transaction state modest.

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chipp_builder.errors import InvalidRequest, NotFound
 from chipp_builder.schemas.common import Source, utc_now
 from chipp_builder.schemas.conversations import ConversationLog, LogMessage
-from chipp_builder.server.ingest.derived import add_activity
+from chipp_builder.server.db.daily_rollups import add_activity
 from chipp_builder.server.resources.consumers import queries as consumers
 from chipp_builder.server.resources.conversations import queries
 
@@ -148,7 +148,7 @@ async def log_conversation(
         # Only a concurrent request taking the same explicit id gets here (the check above saw it free).
         raise InvalidRequest("a message id is already used by another message of this app") from None
     await queries.add_to_session(db, session_id, len(rows), max(times))
-    # Analytics rollups move with the rows, in this transaction (derived.py says why not triggers).
+    # Analytics rollups move with the rows, in this transaction (db/counters.py says why not triggers).
     await add_activity(
         db,
         app_id,
