@@ -4,6 +4,7 @@ messages with their times, and move the session's derived columns, all in the ca
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -71,6 +72,17 @@ def _message_row(
     }
 
 
+@dataclass(slots=True)
+class _Target:
+    """The session a request writes to: its id and consumer, the times of the new messages, and the session to
+    count in the rollups when the request creates it ((started_at, consumer_id), else none)."""
+
+    session_id: UUID
+    consumer_id: UUID | None
+    times: list[datetime]
+    new_session: list[tuple[datetime, UUID | None]]
+
+
 async def log_conversation(
     db: AsyncConnection, app_id: UUID, body: ConversationLog
 ) -> tuple[int, dict[str, Any]]:
@@ -80,81 +92,102 @@ async def log_conversation(
     On append the session keeps its consumer, title and source; a `consumer.id` is still checked, so a
     request naming another app's consumer is a 404 either way.
     """
-    _reject_repeated_ids(body.messages)
-    given_ids = [m.id for m in body.messages if m.id is not None]
+    await _check_message_ids(db, app_id, body.messages)
+    if body.session_id is not None:
+        target, status = await _existing_session(db, app_id, body, body.session_id), 200
+    else:
+        target, status = await _new_session(db, app_id, body), 201
+    message_ids = await _store_messages(db, app_id, target, body.messages)
+    return status, {
+        "data": {"session_id": target.session_id, "consumer_id": target.consumer_id, "message_ids": message_ids}
+    }
+
+
+async def _check_message_ids(db: AsyncConnection, app_id: UUID, messages: list[LogMessage]) -> None:
+    """A 400 for a message id given twice in the request or already used by a message of the app."""
+    _reject_repeated_ids(messages)
+    given_ids = [m.id for m in messages if m.id is not None]
     taken = await queries.taken_message_ids(db, app_id, given_ids) if given_ids else set()
-    for index, item in enumerate(body.messages):
+    for index, item in enumerate(messages):
         if item.id in taken:
             raise InvalidRequest(f"messages[{index}].id is already used by another message of this app")
 
-    if body.session_id is not None:
-        target = await queries.lock_session(db, app_id, body.session_id)
-        if target is None:
-            raise NotFound("Session not found")
-        if body.consumer is not None and body.consumer.id is not None:
-            if await consumers.get_consumer(db, app_id, body.consumer.id) is None:
-                raise NotFound("Consumer not found")
-        # Read after the lock: the clock and the newest message come after the previous append's.
-        now = utc_now()
-        times = assign_times(body.messages, target.newest_at, now)
-        session_id, consumer_id, status = target.id, target.consumer_id, 200
-        new_session: list[tuple[datetime, UUID | None]] = []
-    else:
-        now = utc_now()
-        consumer_id = None
-        if body.consumer is not None:
-            person = body.consumer
-            found, _created = await consumers.find_or_create_consumer(
-                db,
-                app_id,
-                now,
-                consumer_id=person.id,
-                email=person.email,
-                identifier=person.identifier,
-                name=person.name,
-            )
-            consumer_id = found["id"]
-        times = assign_times(body.messages, None, now)
-        session_id, status = uuid.uuid4(), 201
-        started = min(now, *times)
-        new_session = [(started, consumer_id)]
-        await queries.insert_session(
-            db,
-            {
-                "id": session_id,
-                "app_id": app_id,
-                "consumer_id": consumer_id,
-                "title": body.title,
-                "title_folded": None if body.title is None else body.title.casefold(),
-                "source": (body.source or Source.API).value,
-                "mode": "default",
-                "is_bookmarked": False,
-                "is_multiplayer": False,
-                "message_count": 0,
-                "started_at": started,
-                "ended_at": None,
-                "last_activity_at": started,
-            },
-        )
 
-    message_ids = [item.id or str(uuid.uuid4()) for item in body.messages]
+async def _existing_session(db: AsyncConnection, app_id: UUID, body: ConversationLog, session_id: UUID) -> _Target:
+    """Lock the session appended to (404 when the app has none of that id) and time the new messages after its
+    newest one."""
+    target = await queries.lock_session(db, app_id, session_id)
+    if target is None:
+        raise NotFound("Session not found")
+    if body.consumer is not None and body.consumer.id is not None:
+        if await consumers.get_consumer(db, app_id, body.consumer.id) is None:
+            raise NotFound("Consumer not found")
+    # Read after the lock: the clock and the newest message come after the previous append's.
+    now = utc_now()
+    times = assign_times(body.messages, target.newest_at, now)
+    return _Target(target.id, target.consumer_id, times, [])
+
+
+async def _new_session(db: AsyncConnection, app_id: UUID, body: ConversationLog) -> _Target:
+    """Find or create the request's consumer and insert a new session, started at its first message."""
+    now = utc_now()
+    consumer_id = None
+    if body.consumer is not None:
+        person = body.consumer
+        found, _created = await consumers.find_or_create_consumer(
+            db,
+            app_id,
+            now,
+            consumer_id=person.id,
+            email=person.email,
+            identifier=person.identifier,
+            name=person.name,
+        )
+        consumer_id = found["id"]
+    times = assign_times(body.messages, None, now)
+    session_id = uuid.uuid4()
+    started = min(now, *times)
+    await queries.insert_session(
+        db,
+        {
+            "id": session_id,
+            "app_id": app_id,
+            "consumer_id": consumer_id,
+            "title": body.title,
+            "title_folded": None if body.title is None else body.title.casefold(),
+            "source": (body.source or Source.API).value,
+            "mode": "default",
+            "is_bookmarked": False,
+            "is_multiplayer": False,
+            "message_count": 0,
+            "started_at": started,
+            "ended_at": None,
+            "last_activity_at": started,
+        },
+    )
+    return _Target(session_id, consumer_id, times, [(started, consumer_id)])
+
+
+async def _store_messages(
+    db: AsyncConnection, app_id: UUID, target: _Target, messages: list[LogMessage]
+) -> list[str]:
+    """Insert the messages, move the session's derived columns and the rollups; the messages' ids."""
+    message_ids = [item.id or str(uuid.uuid4()) for item in messages]
     rows = [
-        _message_row(app_id, session_id, mid, item, at)
-        for mid, item, at in zip(message_ids, body.messages, times, strict=True)
+        _message_row(app_id, target.session_id, mid, item, at)
+        for mid, item, at in zip(message_ids, messages, target.times, strict=True)
     ]
     try:
         await queries.insert_messages(db, rows)
     except IntegrityError:
         # Only a concurrent request taking the same explicit id gets here (the check above saw it free).
         raise InvalidRequest("a message id is already used by another message of this app") from None
-    await queries.add_to_session(db, session_id, len(rows), max(times))
+    await queries.add_to_session(db, target.session_id, len(rows), max(target.times))
     # Analytics rollups move with the rows, in this transaction (db/counters.py says why not triggers).
     await add_activity(
         db,
         app_id,
-        sessions=new_session,
+        sessions=target.new_session,
         messages=[(row["created_at"], row["model"], row["token_count"]) for row in rows],
     )
-    return status, {
-        "data": {"session_id": session_id, "consumer_id": consumer_id, "message_ids": message_ids}
-    }
+    return message_ids
