@@ -27,12 +27,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from chipp_builder.server.db.counters import row_count
 from chipp_builder.server.db.engine import execute_outside_transaction, make_engine
 from chipp_builder.server.db.fastread import make_reader
 from chipp_builder.server.db.migrate import upgrade_async
 from chipp_builder.server.db.tables import consumer, feedback, message, session
 from chipp_builder.server.ingest.demo import generate_demo
-from chipp_builder.server.ingest.derived import row_count
 from chipp_builder.server.resources.analytics import queries as raw
 from chipp_builder.server.resources.analytics import rollups
 from chipp_builder.server.resources.analytics.buckets import bucket_range, sum_into_buckets

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,11 @@ from chipp_builder.server.db.engine import make_engine
 from chipp_builder.server.db.migrate import upgrade
 from chipp_builder.server.db.tables import (
     app,
+    app_counter,
     consumer,
+    daily_consumer,
+    daily_message,
+    daily_session,
     feedback,
     knowledge_source,
     memory,
@@ -223,6 +228,54 @@ async def test_the_same_seed_gives_the_same_data(tmp_path: Any) -> None:
 
     assert snapshots[0] == snapshots[1]
     assert len(snapshots[0][1]) == 150 and any(s.title for s in snapshots[0][1])
+
+
+# The SHA-256 of every row the demo writes for PINNED_SEED, all tables, all columns (see demo_digest). It
+# changes only when the demo's output does: a refactoring must leave it alone; a deliberate change of the
+# generated data (its vocabulary, its distributions) updates it, with the new value this test prints.
+PINNED_SEED, PINNED_SESSIONS = 2024, 300
+PINNED_DIGEST = "cbd3c367e1e8475d66bca7094732c5b72d25970f43dfe3a76a4494afd2a79177"
+DEMO_TABLES = (
+    app,
+    consumer,
+    tag,
+    knowledge_source,
+    session,
+    message,
+    message_tag,
+    feedback,
+    memory,
+    app_counter,
+    daily_session,
+    daily_consumer,
+    daily_message,
+)
+
+
+async def demo_digest(engine: AsyncEngine) -> str:
+    """SHA-256 over every row of the demo tables: each table's name, then its rows as column=value text in
+    primary-key order."""
+    digest = hashlib.sha256()
+    async with engine.connect() as db:
+        for table in DEMO_TABLES:
+            digest.update(f"\n# {table.name}\n".encode())
+            order = list(table.primary_key.columns) or list(table.c)
+            for row in (await db.execute(select(table).order_by(*order))).mappings():
+                digest.update(repr(sorted((k, repr(v)) for k, v in row.items())).encode() + b"\n")
+    return digest.hexdigest()
+
+
+async def test_the_demo_for_a_fixed_seed_is_pinned(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'pinned'}.db"
+    upgrade(url)
+    eng = make_engine(url)
+    try:
+        await generate_demo(eng, sessions=PINNED_SESSIONS, seed=PINNED_SEED, now=NOW)
+        found = await demo_digest(eng)
+    finally:
+        await eng.dispose()
+
+    assert found == PINNED_DIGEST, f"the demo's output changed; if on purpose, set PINNED_DIGEST = {found!r}"
 
 
 async def test_a_different_seed_gives_different_data(engine: AsyncEngine) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chipp_builder.errors import NotFound
+from chipp_builder.server.db import counters
 from chipp_builder.server.db.engine import make_engine
 from chipp_builder.server.db.tables import (
     consumer,
@@ -201,6 +202,7 @@ def chunk_sizes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setattr(importer, "_LOOKUP_CHUNK", 2)
         monkeypatch.setattr(importer, "_WRITE_CHUNK", 2)
         monkeypatch.setattr(derived, "_CHUNK", 2)
+        monkeypatch.setattr(counters, "_CHUNK", 2)
     return str(request.param)
 
 

@@ -1,5 +1,6 @@
-"""Counters and daily rollups (ingest/derived.py) stay exact through every writer, and analytics read from
-rollups answers exactly what the raw-row reference path answers, on random data and random ranges."""
+"""Counters and daily rollups (db/counters.py, db/daily_rollups.py) stay exact through every writer, and
+analytics read from rollups answers exactly what the raw-row reference path answers, on random data and random
+ranges."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from uuid import UUID
 
 from sqlalchemy import func, select
 
+from chipp_builder.server.db.counters import ACTIVE_CONSUMERS, COUNTED, recount, row_count
+from chipp_builder.server.db.daily_rollups import recompute_activity
 from chipp_builder.server.db.tables import consumer, daily_consumer, daily_message, daily_session, session
 from chipp_builder.server.ingest.demo import generate_demo
-from chipp_builder.server.ingest.derived import ACTIVE_CONSUMERS, COUNTED, recompute_activity, recount, row_count
 from chipp_builder.server.resources.analytics import queries as raw
 from chipp_builder.server.resources.analytics import rollups
 from chipp_builder.server.resources.analytics.buckets import bucket_range, sum_into_buckets

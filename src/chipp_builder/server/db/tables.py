@@ -104,7 +104,7 @@ consumer = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     # casefold() of name, email and identifier joined by \x1f (never in a search term: control characters are refused)
     Column("search_folded", Text, nullable=False, default=""),
-    # Whether any session names this consumer: kept by ingest/derived.py with the app's "active_consumers"
+    # Whether any session names this consumer: kept by db/counters.py with the app's "active_consumers"
     # counter, so all-time unique_consumers in analytics is one counter read, not a distinct count.
     Column("has_session", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_consumer_app_created", "app_id", "created_at", "id"),
@@ -264,7 +264,7 @@ server_secret = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
-# --- Server-maintained summaries (ingest/derived.py keeps them exact in the writing transaction) ---------
+# --- Server-maintained summaries (db/counters.py, db/daily_rollups.py keep them exact in the writing transaction) ---
 
 app_counter = Table(
     "app_counter",

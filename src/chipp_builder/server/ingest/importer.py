@@ -12,6 +12,7 @@ from sqlalchemy import JSON, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from chipp_builder.server.db.counters import refresh_active_consumers
 from chipp_builder.server.db.tables import (
     consumer,
     feedback,
@@ -29,7 +30,6 @@ from chipp_builder.server.ingest.derived import (
     before_upsert,
     consumers_of_sessions,
     recompute_derived,
-    refresh_active_consumers,
 )
 from chipp_builder.server.ingest.records import WRITE_ORDER, ImportReport
 from chipp_builder.server.ingest.staging import Staging, staging
@@ -138,7 +138,7 @@ async def _write(db: AsyncConnection, app_id: UUID, spool: Staging) -> dict[str,
             await db.execute(stmt, [{**row, "app_id": app_id} for row in rows])
             written[kind] += len(rows)
     await recompute_derived(db, app_id, spool.touched_sessions())
-    # In one global order, as concurrent writers lock consumer rows alike (derived.refresh_active_consumers).
+    # In one global order, as concurrent writers lock consumer rows alike (counters.refresh_active_consumers).
     for chunk in spool.touched_consumers(_LOOKUP_CHUNK):
         await refresh_active_consumers(db, app_id, chunk)
     await after_upsert(db, app_id, pending)

@@ -15,10 +15,10 @@ from uuid import UUID
 
 from sqlalchemy import bindparam, func, select, union
 
+from chipp_builder.server.db.counters import ACTIVE_CONSUMERS, read_counter
 from chipp_builder.server.db.days import as_date, utc_day
 from chipp_builder.server.db.fastread import Reader, Statements
 from chipp_builder.server.db.tables import daily_consumer, daily_message, daily_session, message, session
-from chipp_builder.server.ingest.derived import ACTIVE_CONSUMERS, read_counter
 
 _TICK = timedelta(microseconds=1)
 
@@ -179,7 +179,7 @@ async def usage_by_day(
             per_day[as_date(row["day"])]["message_count"] += int(row["message_count"])
     active = {day: counts for day, counts in per_day.items() if counts["session_count"] or counts["message_count"]}
     if after is None and before is None:
-        # All time: the consumers any session names, a counter kept by every writer (ingest/derived.py).
+        # All time: the consumers any session names, a counter kept by every writer (db/counters.py).
         return active, await read_counter(db, app_id, ACTIVE_CONSUMERS)
     # A bounded range: distinct consumers over the range's consumer-days (cost grows with the range's length).
     pieces = tuple((lo is not None, hi is not None) for lo, hi in split.raw)

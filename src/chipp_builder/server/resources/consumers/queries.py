@@ -11,11 +11,11 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.errors import NotFound
+from chipp_builder.server.db.counters import add_counts
 from chipp_builder.server.db.fastread import Reader
+from chipp_builder.server.db.offset_list import OffsetList
 from chipp_builder.server.db.tables import consumer
 from chipp_builder.server.db.writelock import advisory_lock
-from chipp_builder.server.ingest.derived import add_counts
-from chipp_builder.server.pagination import OffsetList
 from chipp_builder.server.params import escape_like
 
 CONSUMER_COLUMNS = (

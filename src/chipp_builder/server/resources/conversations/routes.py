@@ -22,9 +22,9 @@ from chipp_builder.server.auth import KeyIdentity
 from chipp_builder.server.body import WRITE_ERRORS, openapi_body, read_json, validate_body
 from chipp_builder.server.deps import WriteConn, require_write
 from chipp_builder.server.idempotency import idempotent_write
-from chipp_builder.server.ingest import conversations as service
 from chipp_builder.server.params import TIMESTAMP_HELP, parse_timestamp
 from chipp_builder.server.resources.common import AppIdPath, app_router
+from chipp_builder.server.resources.conversations import service
 
 router = app_router("conversations")
 SessionsWriter = Annotated[KeyIdentity, Depends(require_write("sessions"))]

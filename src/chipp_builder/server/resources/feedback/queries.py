@@ -11,10 +11,10 @@ from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.errors import NotFound
+from chipp_builder.server.db.counters import add_counts
 from chipp_builder.server.db.fastread import Reader
+from chipp_builder.server.db.offset_list import OffsetList
 from chipp_builder.server.db.tables import consumer, feedback, message
-from chipp_builder.server.ingest.derived import add_counts
-from chipp_builder.server.pagination import OffsetList
 
 PREVIEW_LENGTH = 200
 

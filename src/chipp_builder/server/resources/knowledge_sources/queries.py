@@ -8,8 +8,8 @@ from uuid import UUID
 from sqlalchemy import bindparam
 
 from chipp_builder.server.db.fastread import Reader
+from chipp_builder.server.db.offset_list import OffsetList
 from chipp_builder.server.db.tables import knowledge_source as ks
-from chipp_builder.server.pagination import OffsetList
 
 COLUMNS = (
     ks.c.id, ks.c.name, ks.c.type, ks.c.status, ks.c.url, ks.c.error_message, ks.c.chunk_count,

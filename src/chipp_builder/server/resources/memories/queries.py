@@ -8,8 +8,8 @@ from uuid import UUID
 from sqlalchemy import bindparam
 
 from chipp_builder.server.db.fastread import Reader
+from chipp_builder.server.db.offset_list import OffsetList
 from chipp_builder.server.db.tables import memory
-from chipp_builder.server.pagination import OffsetList
 
 COLUMNS = (
     memory.c.id, memory.c.consumer_id, memory.c.external_user_id, memory.c.content, memory.c.memory_type,

@@ -68,7 +68,8 @@ def downgrade() -> None:
 
 
 def _backfill() -> None:
-    """Fill the counters and rollups from the rows already stored; afterwards ingest/derived.py keeps them.
+    """Fill the counters and rollups from the rows already stored; afterwards db/counters.py and
+    db/daily_rollups.py keep them.
 
     Plain SQL, frozen here, so that later changes to the application code cannot change what this did.
     """
