@@ -401,7 +401,7 @@ async def test_invalid_utf8_is_one_bad_line(engine: AsyncEngine, app_id: uuid.UU
     report = await import_file(engine, app_id, path)
 
     assert [line for line, _ in report.errors] == [1]
-    assert "malformed JSON" in report.errors[0][1]
+    assert report.errors[0][1] == "not valid JSON: the line is not valid UTF-8 text"
 
 
 async def test_unknown_app_is_not_found(engine: AsyncEngine) -> None:
@@ -542,7 +542,7 @@ async def test_any_bad_line_writes_nothing_and_every_bad_line_is_reported(
     assert not report.ok
     found = reasons(report)
     assert sorted(found) == [2, 4, 6, 8, 10]
-    assert found[2].startswith("malformed JSON")
+    assert found[2].startswith("not valid JSON: the line ends before the JSON value does")
     assert "unknown record type 'conversation'" in found[4]
     assert found[6] == "session: started_at is required"
     assert found[8] == "feedback: rating must be one of -1, 0, 1"
