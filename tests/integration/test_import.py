@@ -423,6 +423,58 @@ async def test_importing_the_same_file_twice_changes_nothing(engine: AsyncEngine
     assert await snapshot(engine) == before
 
 
+FULL_COUNTS = {
+    "consumer": 2, "session": 2, "tag": 2, "knowledge_source": 2, "message": 4, "message_tag": 3, "feedback": 1,
+    "memory": 1,
+}
+NONE = dict.fromkeys(FULL_COUNTS, 0)
+
+
+async def test_the_report_counts_inserted_updated_and_unchanged_rows(engine: AsyncEngine, app_id: uuid.UUID) -> None:
+    records = full_records()
+    first = await import_lines(engine, app_id, shuffled(records))
+    assert (first.inserted, first.updated, first.unchanged) == (FULL_COUNTS, NONE, NONE)
+
+    again = await import_lines(engine, app_id, shuffled(records, seed=8))
+    assert (again.inserted, again.updated, again.unchanged) == (NONE, NONE, FULL_COUNTS)
+    assert again.written == NONE
+
+    # One message's content and one consumer's name changed, a timestamp written in another offset (the same
+    # instant: unchanged), a tag added to a message, a derived field that is ignored anyway (unchanged).
+    edited = []
+    for record in records:
+        if record.get("id") == "m4":
+            record = {**record, "content": "ping again"}
+        elif record.get("id") == ANON_ID:
+            record = {**record, "name": "Now named"}
+        elif record.get("id") == "m1":
+            record = {**record, "created_at": "2025-06-01T12:00:05+02:00"}
+        elif record.get("id") == SESSION_A:
+            record = {**record, "message_count": 99}
+        edited.append(record)
+    edited.append({"type": "message_tag", "message_id": "m4", "tag_id": TAG_VIP})
+    third = await import_lines(engine, app_id, shuffled(edited))
+
+    assert third.ok, third.errors
+    assert third.inserted == {**NONE, "message_tag": 1}
+    assert third.updated == {**NONE, "message": 1, "consumer": 1}
+    assert third.unchanged == {**FULL_COUNTS, "message": 3, "consumer": 1}
+    assert (await one(engine, message, app_id=app_id, id="m4")).content == "ping again"
+    assert (await one(engine, consumer, id=uuid.UUID(ANON_ID))).name == "Now named"
+    assert (await one(engine, tag, id=uuid.UUID(TAG_VIP))).usage_count == 2
+
+
+async def test_unchanged_rows_keep_every_derived_value(engine: AsyncEngine, app_id: uuid.UUID) -> None:
+    await import_lines(engine, app_id, shuffled(full_records()))
+    before = await snapshot(engine)
+
+    report = await import_lines(engine, app_id, shuffled(full_records(), seed=9))
+
+    assert sum(report.unchanged.values()) == 17 and not any(report.written.values())
+    assert await snapshot(engine) == before
+    await _assert_summaries_exact(SimpleNamespace(state=SimpleNamespace(engine=engine)), app_id)
+
+
 async def test_a_record_with_an_existing_id_replaces_the_row(engine: AsyncEngine, app_id: uuid.UUID) -> None:
     await import_lines(engine, app_id, shuffled(full_records()))
     moved = {

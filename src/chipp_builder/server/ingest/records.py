@@ -84,16 +84,25 @@ class Record:
 
 @dataclass
 class ImportReport:
-    """What an import did: lines read, rows written per record type, and every bad line with its reason."""
+    """What an import did: lines read; per record type the rows inserted, the stored rows it changed (updated)
+    and those it found already as the file has them (unchanged, not written); every bad line with its reason."""
 
     lines: int = 0
-    written: dict[str, int] = field(default_factory=dict)
+    inserted: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+    unchanged: dict[str, int] = field(default_factory=dict)
     errors: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when every line was valid (with skip_invalid, the good lines are written either way)."""
         return not self.errors
+
+    @property
+    def written(self) -> dict[str, int]:
+        """Rows written per record type: inserted plus updated."""
+        kinds = {**self.inserted, **self.updated}
+        return {kind: self.inserted.get(kind, 0) + self.updated.get(kind, 0) for kind in kinds}
 
 
 # ---------------------------------------------------------------------------------------------------------
