@@ -30,6 +30,7 @@ from chipp_builder.server.db.tables import (
     tag,
 )
 from chipp_builder.server.ingest.demo_content import (
+    FOLLOW_UPS,
     KNOWLEDGE_ERRORS,
     KNOWLEDGE_STATUSES,
     KNOWLEDGE_TYPES,
@@ -43,6 +44,7 @@ from chipp_builder.server.ingest.demo_content import (
     TAGS,
     TOOLS,
     TOPICS,
+    Script,
 )
 from chipp_builder.server.ingest.derived import add_activity, add_counts
 
@@ -120,7 +122,8 @@ class _Generator:
         self.n_knowledge = min(400, max(8, sessions // 25))
         # Every session's start, drawn up front and sorted: sessions (and their ids) are made in time order.
         first, last = (now - WINDOW).timestamp(), (now - timedelta(hours=2)).timestamp()
-        self.starts = sorted(float(int(rng.uniform(first, last))) for _ in range(sessions))
+        # To the microsecond, as every other time of the demo is (a real clock's times have fractions).
+        self.starts = sorted(round(rng.uniform(first, last), 6) for _ in range(sessions))
         self.sessions_made = 0
 
     # --- once per app ------------------------------------------------------------------------------------
@@ -137,7 +140,7 @@ class _Generator:
                 "name": name,
                 "color": color,
                 "usage_count": 0,
-                "created_at": start + timedelta(minutes=3 * i),
+                "created_at": start + timedelta(minutes=3 * i, seconds=self.rng.uniform(0, 60)),
             }
             for i, (tag_id, (name, color)) in enumerate(zip(self.tag_ids, TAGS, strict=True))
         ]
@@ -146,7 +149,7 @@ class _Generator:
         rng, rows = self.rng, []
         earliest = (self.now - WINDOW - timedelta(days=30)).timestamp()
         latest = (self.now - timedelta(hours=3)).timestamp()
-        times = sorted(float(int(rng.uniform(earliest, latest))) for _ in range(self.n_consumers))
+        times = sorted(round(rng.uniform(earliest, latest), 6) for _ in range(self.n_consumers))
         for stamp in times:
             created_at = datetime.fromtimestamp(stamp, UTC)
             cid = _time_uuid(rng, created_at)
@@ -228,8 +231,8 @@ class _Generator:
                     None,
                 ),
             }[kind]
-            created_at = self.now - timedelta(seconds=rng.randint(86400, 86400 * 150))
-            updated_at = created_at + timedelta(seconds=rng.randint(60, 86400 * 3))
+            created_at = self.now - timedelta(seconds=rng.uniform(86400, 86400 * 150))
+            updated_at = created_at + timedelta(seconds=rng.uniform(60, 86400 * 3))
             refreshed = kind in ("url", "sitemap", "notion", "confluence") and rng.random() < 0.6
             rows.append(
                 {
@@ -239,7 +242,7 @@ class _Generator:
                     "type": kind,
                     "status": status,
                     "url": url,
-                    "error_message": rng.choice(KNOWLEDGE_ERRORS) if status == "failed" else None,
+                    "error_message": rng.choice(KNOWLEDGE_ERRORS[kind]) if status == "failed" else None,
                     "chunk_count": {
                         "completed": rng.randint(3, 2400),
                         "processing": rng.randint(0, 300),
@@ -282,6 +285,7 @@ class _Generator:
         owner = self.consumers[rng.randrange(known)] if known and rng.random() < 0.92 else None
         source = _weighted(rng, SOURCES)[0]
         topic = rng.choice(TOPICS)
+        script = Script(topic, rng.sample(range(len(FOLLOW_UPS)), len(FOLLOW_UPS)))
         fill = {
             "order": rng.randint(10_000, 99_999),
             "product": rng.choice(PRODUCTS),
@@ -333,7 +337,7 @@ class _Generator:
                 row["created_at"] = started_at
             elif role == "user":
                 at += timedelta(seconds=rng.uniform(4, 150))
-                row["content"] = rng.choice(topic["user"]).format(**fill)
+                row["content"] = script.user().format(**fill)
                 row["created_at"] = at
             elif role == "tool":
                 at += timedelta(seconds=rng.uniform(0.2, 3))
@@ -345,7 +349,7 @@ class _Generator:
                 latency = int(base_ms + tokens * per_token_ms * rng.uniform(0.7, 1.4))
                 at += timedelta(milliseconds=latency)
                 row.update(
-                    content=rng.choice(topic["assistant"]).format(**fill),
+                    content=script.assistant().format(**fill),
                     model=model,
                     token_count=tokens,
                     latency_ms=latency,
