@@ -23,10 +23,6 @@ demo: $(VENV)/.installed-server
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## make test-sqlite: the suite on SQLite only; the PostgreSQL and Redis cases skip even when those servers are up
-test-sqlite: $(VENV)/.installed-dev
-	CHIPP_TEST_POSTGRES_URL=off CHIPP_TEST_REDIS_URL=off $(BIN)/python -m pytest $(PYTEST_ARGS)
-
 ## make lint: ruff on the code and tests, mypy on the package
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests
@@ -34,6 +30,10 @@ lint: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm .pytest_cache .mypy_cache .ruff_cache
+
+## make test-sqlite: the suite on SQLite only; the PostgreSQL and Redis cases skip even when those servers are up
+test-sqlite: $(VENV)/.installed-dev
+	CHIPP_TEST_POSTGRES_URL=off CHIPP_TEST_REDIS_URL=off $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
