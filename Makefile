@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SESSIONS ?= 200
 
-.PHONY: demo test lint clean
+.PHONY: demo test test-sqlite lint clean
 
 ## make demo: a fresh demo database (chipp-demo.db), served on http://$(HOST):$(PORT), with a key and a curl line
 demo: $(VENV)/.installed-server
@@ -18,7 +18,8 @@ demo: $(VENV)/.installed-server
 	$(BIN)/chipp-builder demo --database-url sqlite:///$(DEMO_DB) --sessions $(SESSIONS) \
 		--serve --host $(HOST) --port $(PORT)
 
-## make test: the whole test suite (PostgreSQL and Redis cases skip unless CHIPP_TEST_*_URL are set)
+## make test: the whole test suite. PostgreSQL and Redis cases use CHIPP_TEST_POSTGRES_URL / CHIPP_TEST_REDIS_URL,
+## else whatever listens on 127.0.0.1:5432 and :6379, and skip when nothing does
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -29,6 +30,10 @@ lint: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm .pytest_cache .mypy_cache .ruff_cache
+
+## make test-sqlite: the suite on SQLite only; the PostgreSQL and Redis cases skip even when those servers are up
+test-sqlite: $(VENV)/.installed-dev
+	CHIPP_TEST_POSTGRES_URL=off CHIPP_TEST_REDIS_URL=off $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

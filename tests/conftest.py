@@ -1,7 +1,9 @@
 """Shared fixtures: a migrated database on every backend, the ASGI app over it, and an HTTP client.
 
-SQLite always runs. PostgreSQL runs when CHIPP_TEST_POSTGRES_URL is set (CI sets it and fails when the
-server cannot be reached); on a laptop without it those cases skip with the reason.
+SQLite always runs. PostgreSQL and Redis cases use CHIPP_TEST_POSTGRES_URL and CHIPP_TEST_REDIS_URL when set;
+unset, whatever listens on 127.0.0.1:5432 (as postgres, database test) and 127.0.0.1:6379; with nothing there,
+they skip with the reason (in CI, where CI=true, they fail instead). Set a variable to `off` to skip its cases
+even when the service is up (`make test-sqlite` sets both).
 """
 
 from __future__ import annotations
@@ -29,10 +31,14 @@ from chipp_builder.server.db.tables import metadata
 IN_CI = os.environ.get("CI") == "true"
 
 
+OFF = "off"
+
+
 def _service_url(variable: str, local_url: str, port: int) -> str | None:
-    """The URL in `variable`; else the local default when something listens on its port; else None."""
+    """The URL in `variable` (None when it says off); else the local default when something listens on its
+    port; else None."""
     if os.environ.get(variable):
-        return os.environ[variable]
+        return None if os.environ[variable] == OFF else os.environ[variable]
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.3):
             return local_url
@@ -48,6 +54,9 @@ REDIS_URL = _service_url("CHIPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0", 637
 def _require_service(name: str, url: str | None) -> str:
     if url:
         return url
+    variable = f"CHIPP_TEST_{name.upper()}_URL"
+    if os.environ.get(variable) == OFF:
+        pytest.skip(f"{name} turned off ({variable}=off)")
     if IN_CI:
         pytest.fail(f"{name} is required in CI: set CHIPP_TEST_{name.upper()}_URL (.ci/run does)")
     pytest.skip(f"{name} not configured: set CHIPP_TEST_{name.upper()}_URL to run these cases")

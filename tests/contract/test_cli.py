@@ -327,10 +327,35 @@ def write_jsonl(path: Path, lines: list[Any]) -> Path:
 def test_import_writes_a_valid_file(cli: Cli, db_url: str, tmp_path: Path) -> None:
     pytest.importorskip("chipp_builder.server.ingest.importer")
     app_id = new_app(cli)
-    result = ok(cli("import", str(write_jsonl(tmp_path / "good.jsonl", GOOD_LINES)), "--app", app_id))
-    assert "Read 4 lines" in result.stdout
-    assert "session 1" in result.stdout and "message 2" in result.stdout
+    path = write_jsonl(tmp_path / "good.jsonl", GOOD_LINES)
+    result = ok(cli("import", str(path), "--app", app_id))
+    assert result.stdout.splitlines() == [
+        f"Read 4 lines from {path} into app {app_id}.",
+        "  consumer: 1 inserted, 0 updated, 0 unchanged",
+        "  session: 1 inserted, 0 updated, 0 unchanged",
+        "  message: 2 inserted, 0 updated, 0 unchanged",
+    ]
     assert query(db_url, "SELECT count(*) FROM message") == [(2,)]
+
+
+def test_a_reimport_reports_unchanged_and_updated_rows(cli: Cli, db_url: str, tmp_path: Path) -> None:
+    pytest.importorskip("chipp_builder.server.ingest.importer")
+    app_id = new_app(cli)
+    path = write_jsonl(tmp_path / "good.jsonl", GOOD_LINES)
+    ok(cli("import", str(path), "--app", app_id))
+
+    again = ok(cli("import", str(path), "--app", app_id))
+    assert again.stdout.splitlines()[1:] == [
+        "  consumer: 0 inserted, 0 updated, 1 unchanged",
+        "  session: 0 inserted, 0 updated, 1 unchanged",
+        "  message: 0 inserted, 0 updated, 2 unchanged",
+        "Nothing was written: the app already held every record as the file has it.",
+    ]
+
+    edited = write_jsonl(tmp_path / "edited.jsonl", [*GOOD_LINES[:3], {**GOOD_LINES[3], "content": "Hello again!"}])
+    changed = ok(cli("import", str(edited), "--app", app_id))
+    assert "  message: 0 inserted, 1 updated, 1 unchanged" in changed.stdout.splitlines()
+    assert query(db_url, "SELECT content FROM message WHERE id = 'm2'") == [("Hello again!",)]
 
 
 def test_import_of_a_bad_file_lists_the_bad_lines_and_writes_nothing(
@@ -344,13 +369,17 @@ def test_import_of_a_bad_file_lists_the_bad_lines_and_writes_nothing(
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert re.search(r"^line 5: .*role", result.stderr, re.MULTILINE), result.stderr
-    assert re.search(r"^line 6: ", result.stderr, re.MULTILINE), result.stderr
+    # The file's own line number and a plain reason, not orjson's "line 1 column 1 ... expected 'null'".
+    assert re.search(
+        r"^line 6: not valid JSON: unexpected 't' at column 1 \(a line must be one JSON object, \{\.\.\.\}\)$",
+        result.stderr, re.MULTILINE,
+    ), result.stderr
     assert "2 of 6 lines are invalid" in result.stderr
     assert query(db_url, "SELECT count(*) FROM message") == [(0,)]
 
     skipped = ok(cli("import", str(path), "--app", app_id, "--skip-invalid"))
     assert "line 5: " in skipped.stderr and "line 6: " in skipped.stderr
-    assert "message 2" in skipped.stdout
+    assert "  message: 2 inserted, 0 updated, 0 unchanged" in skipped.stdout.splitlines()
     assert query(db_url, "SELECT count(*) FROM message") == [(2,)]
 
 

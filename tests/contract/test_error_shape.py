@@ -175,8 +175,7 @@ async def test_every_undocumented_method_is_405_with_the_envelope(api, app):
     assert problems == {}
 
 
-UNKNOWN_PATHS = [
-    "/",
+UNKNOWN_PATHS = [  # "/" is a plain-text pointer to /docs (tests/integration/test_home.py)
     "/api",
     "/api/v1",
     "/api/v1/apps",

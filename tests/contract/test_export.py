@@ -217,6 +217,20 @@ def test_parquet_column_types(cli: Callable[..., Result], tmp_path: Path) -> Non
     assert table.schema.field("is_bookmarked").type == pa.bool_()
 
 
+def test_parquet_tags_are_null_on_an_untagged_message(
+    cli: Callable[..., Result], served: Served, tmp_path: Path
+) -> None:
+    out = tmp_path / "messages.parquet"
+    ok(cli("messages", "-o", str(out)))
+    by_id = {row["id"]: row for row in read_rows(out, "parquet")}
+    api = api_items(served.client(), "messages")
+    untagged = [m for m in api if not m["tags"]]
+    tagged = [m for m in api if m["tags"]]
+    assert untagged and tagged
+    assert all(by_id[m["id"]]["tags"] is None and by_id[m["id"]]["tag_ids"] is None for m in untagged)
+    assert all(by_id[m["id"]]["tags"] == "; ".join(t["name"] for t in m["tags"]) for m in tagged)
+
+
 def test_parquet_without_pyarrow_is_a_clear_error(
     cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -224,7 +238,7 @@ def test_parquet_without_pyarrow_is_a_clear_error(
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     result = cli("sessions", "-o", str(tmp_path / "s.parquet"))
     assert result.exit_code == 1
-    assert "pip install 'chipp-builder[parquet]'" in result.stderr
+    assert "from a clone, .venv/bin/pip install -e '.[parquet]'" in result.stderr
     assert not list(tmp_path.iterdir())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from chipp_builder.server.db.tables import (
     tag,
 )
 from chipp_builder.server.ingest.demo import generate_demo
+from chipp_builder.server.ingest.demo_content import KNOWLEDGE_ERRORS, TOPICS
 
 NOW = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
 
@@ -62,9 +64,10 @@ async def test_demo_makes_exactly_the_requested_number_of_sessions(engine: Async
 
 
 async def test_demo_fills_every_kind_of_record(engine: AsyncEngine) -> None:
-    app_id = await generate_demo(engine, sessions=300, seed=5, now=NOW)
+    # 1,000 sessions give 40 knowledge sources: enough that every status weight shows (12 sources did not).
+    app_id = await generate_demo(engine, sessions=1000, seed=5, now=NOW)
 
-    assert 50 <= await count(engine, consumer, app_id) <= 70  # about sessions / 5
+    assert 190 <= await count(engine, consumer, app_id) <= 210  # about sessions / 5
     assert await count(engine, tag, app_id) == 8
     for table in (message, message_tag, feedback, memory, knowledge_source):
         assert await count(engine, table, app_id) > 0, table.name
@@ -234,7 +237,7 @@ async def test_the_same_seed_gives_the_same_data(tmp_path: Any) -> None:
 # changes only when the demo's output does: a refactoring must leave it alone; a deliberate change of the
 # generated data (its vocabulary, its distributions) updates it, with the new value this test prints.
 PINNED_SEED, PINNED_SESSIONS = 2024, 300
-PINNED_DIGEST = "cbd3c367e1e8475d66bca7094732c5b72d25970f43dfe3a76a4494afd2a79177"
+PINNED_DIGEST = "dbfb7216e8713637c327f41df7812e37cb50930a04a70ef015f46f09be55daa4"
 DEMO_TABLES = (
     app,
     consumer,
@@ -311,3 +314,83 @@ async def test_progress_reports_sessions_written(engine: AsyncEngine) -> None:
     await generate_demo(engine, sessions=2500, seed=6, now=NOW, progress=seen.append)
 
     assert seen == [1000, 2000, 2500]
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """A demo title or line template ({order}, {product}, …) as a regex matching its filled-in texts."""
+    parts = re.split(r"\{[a-z]+\}", template)
+    return re.compile(".+?".join(re.escape(part) for part in parts), re.DOTALL)
+
+
+async def test_demo_titles_match_their_conversation_and_no_line_repeats(engine: AsyncEngine) -> None:
+    app_id = await generate_demo(engine, sessions=300, seed=17, now=NOW)
+
+    async with engine.connect() as db:
+        titles = dict((await db.execute(select(session.c.id, session.c.title).where(session.c.app_id == app_id))).all())
+        rows = (
+            await db.execute(
+                select(message.c.session_id, message.c.role, message.c.content)
+                .where(message.c.app_id == app_id, message.c.role.in_(("user", "assistant")))
+                .order_by(message.c.session_id, message.c.created_at)
+            )
+        ).all()
+    said: dict[uuid.UUID, dict[str, list[str]]] = {}
+    for row in rows:
+        said.setdefault(row.session_id, {"user": [], "assistant": []})[row.role].append(row.content)
+    checked = 0
+    for session_id, lines in said.items():
+        for role in ("user", "assistant"):
+            assert len(set(lines[role])) == len(lines[role]), (role, lines[role])
+        title = titles[session_id]
+        if title is None:
+            continue
+        (topic,) = [t for t in TOPICS if any(_pattern(p).fullmatch(title) for p in t["titles"])]
+        # The conversation opens with its topic's first line, and follows its lines in order.
+        assert _pattern(topic["user"][0]).fullmatch(lines["user"][0]), (title, lines["user"][0])
+        for said_line, template in zip(lines["assistant"], topic["assistant"], strict=False):
+            assert _pattern(template).fullmatch(said_line), (title, said_line)
+        checked += 1
+    assert checked > 250
+
+
+async def test_demo_knowledge_errors_fit_the_source_type(engine: AsyncEngine) -> None:
+    app_id = await generate_demo(engine, sessions=2000, seed=18, now=NOW)
+
+    async with engine.connect() as db:
+        failed = (
+            await db.execute(
+                select(knowledge_source.c.type, knowledge_source.c.error_message).where(
+                    knowledge_source.c.app_id == app_id, knowledge_source.c.status == "failed"
+                )
+            )
+        ).all()
+        others = (
+            await db.execute(
+                select(func.count()).where(
+                    knowledge_source.c.app_id == app_id,
+                    knowledge_source.c.status != "failed",
+                    knowledge_source.c.error_message.is_not(None),
+                )
+            )
+        ).scalar_one()
+    assert len({row.type for row in failed}) >= 3
+    assert all(row.error_message in KNOWLEDGE_ERRORS[row.type] for row in failed), failed
+    assert others == 0
+
+
+async def test_demo_times_carry_fractions_of_a_second_throughout(engine: AsyncEngine) -> None:
+    app_id = await generate_demo(engine, sessions=200, seed=19, now=NOW)
+
+    async with engine.connect() as db:
+        sessions = (
+            await db.execute(select(session.c.started_at, session.c.ended_at).where(session.c.app_id == app_id))
+        ).all()
+        stamps = {
+            table.name: (await db.execute(select(table.c.created_at).where(table.c.app_id == app_id))).scalars().all()
+            for table in (consumer, tag, knowledge_source, message, feedback, memory)
+        }
+    # A session's start and end look alike: both with a fraction, never one whole second beside six digits.
+    assert all(s.started_at.microsecond != 0 for s in sessions)
+    assert all(s.ended_at.microsecond != 0 for s in sessions if s.ended_at is not None)
+    for name, values in stamps.items():
+        assert values and all(value.microsecond != 0 for value in values), name

@@ -403,7 +403,7 @@ async def test_invalid_utf8_is_one_bad_line(engine: AsyncEngine, app_id: uuid.UU
     report = await import_file(engine, app_id, path)
 
     assert [line for line, _ in report.errors] == [1]
-    assert "malformed JSON" in report.errors[0][1]
+    assert report.errors[0][1] == "not valid JSON: the line is not valid UTF-8 text"
 
 
 async def test_unknown_app_is_not_found(engine: AsyncEngine) -> None:
@@ -423,6 +423,58 @@ async def test_importing_the_same_file_twice_changes_nothing(engine: AsyncEngine
 
     assert first.ok and second.ok
     assert await snapshot(engine) == before
+
+
+FULL_COUNTS = {
+    "consumer": 2, "session": 2, "tag": 2, "knowledge_source": 2, "message": 4, "message_tag": 3, "feedback": 1,
+    "memory": 1,
+}
+NONE = dict.fromkeys(FULL_COUNTS, 0)
+
+
+async def test_the_report_counts_inserted_updated_and_unchanged_rows(engine: AsyncEngine, app_id: uuid.UUID) -> None:
+    records = full_records()
+    first = await import_lines(engine, app_id, shuffled(records))
+    assert (first.inserted, first.updated, first.unchanged) == (FULL_COUNTS, NONE, NONE)
+
+    again = await import_lines(engine, app_id, shuffled(records, seed=8))
+    assert (again.inserted, again.updated, again.unchanged) == (NONE, NONE, FULL_COUNTS)
+    assert again.written == NONE
+
+    # One message's content and one consumer's name changed, a timestamp written in another offset (the same
+    # instant: unchanged), a tag added to a message, a derived field that is ignored anyway (unchanged).
+    edited = []
+    for record in records:
+        if record.get("id") == "m4":
+            record = {**record, "content": "ping again"}
+        elif record.get("id") == ANON_ID:
+            record = {**record, "name": "Now named"}
+        elif record.get("id") == "m1":
+            record = {**record, "created_at": "2025-06-01T12:00:05+02:00"}
+        elif record.get("id") == SESSION_A:
+            record = {**record, "message_count": 99}
+        edited.append(record)
+    edited.append({"type": "message_tag", "message_id": "m4", "tag_id": TAG_VIP})
+    third = await import_lines(engine, app_id, shuffled(edited))
+
+    assert third.ok, third.errors
+    assert third.inserted == {**NONE, "message_tag": 1}
+    assert third.updated == {**NONE, "message": 1, "consumer": 1}
+    assert third.unchanged == {**FULL_COUNTS, "message": 3, "consumer": 1}
+    assert (await one(engine, message, app_id=app_id, id="m4")).content == "ping again"
+    assert (await one(engine, consumer, id=uuid.UUID(ANON_ID))).name == "Now named"
+    assert (await one(engine, tag, id=uuid.UUID(TAG_VIP))).usage_count == 2
+
+
+async def test_unchanged_rows_keep_every_derived_value(engine: AsyncEngine, app_id: uuid.UUID) -> None:
+    await import_lines(engine, app_id, shuffled(full_records()))
+    before = await snapshot(engine)
+
+    report = await import_lines(engine, app_id, shuffled(full_records(), seed=9))
+
+    assert sum(report.unchanged.values()) == 17 and not any(report.written.values())
+    assert await snapshot(engine) == before
+    await _assert_summaries_exact(SimpleNamespace(state=SimpleNamespace(engine=engine)), app_id)
 
 
 async def test_a_record_with_an_existing_id_replaces_the_row(engine: AsyncEngine, app_id: uuid.UUID) -> None:
@@ -544,7 +596,7 @@ async def test_any_bad_line_writes_nothing_and_every_bad_line_is_reported(
     assert not report.ok
     found = reasons(report)
     assert sorted(found) == [2, 4, 6, 8, 10]
-    assert found[2].startswith("malformed JSON")
+    assert found[2].startswith("not valid JSON: the line ends before the JSON value does")
     assert "unknown record type 'conversation'" in found[4]
     assert found[6] == "session: started_at is required"
     assert found[8] == "feedback: rating must be one of -1, 0, 1"

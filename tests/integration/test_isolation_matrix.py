@@ -66,6 +66,7 @@ EXCLUDED = {
     "/docs": "Swagger UI page over /openapi.json: static HTML, no data",
     "/docs/oauth2-redirect": "Swagger UI's OAuth helper page: static HTML, no data",
     "/redoc": "ReDoc page over /openapi.json: static HTML, no data",
+    "/": "the root's plain-text pointer to /docs and the API base: static text, no data",
 }
 
 

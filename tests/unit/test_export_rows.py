@@ -61,7 +61,7 @@ def test_message_row_joins_tags_and_keeps_tool_calls_as_json() -> None:
 def test_message_without_tags_feedback_or_tools() -> None:
     plain = {**MESSAGE, "tags": [], "feedback": None, "tool_calls": None, "tool_results": None}
     row = flat_row("messages", plain)
-    assert row["tags"] == "" and row["feedback_rating"] is None
+    assert row["tags"] is None and row["tag_ids"] is None and row["feedback_rating"] is None
     assert row["tool_calls"] is None and row["tool_results"] is None
 
 

@@ -52,9 +52,29 @@ def test_bytes_are_accepted_like_text() -> None:
     assert parse_line(message().encode()).key == "m1"
 
 
-@pytest.mark.parametrize("text", ['{"type": "message"', "not json", "{'type': 'tag'}", '{"a": NaN}'])
-def test_malformed_json_is_rejected(text: str) -> None:
-    assert reason(text).startswith("malformed JSON")
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("not json", "not valid JSON: unexpected 'n' at column 1 (a line must be one JSON object, {...})"),
+        ("not json\n", "not valid JSON: unexpected 'n' at column 1 (a line must be one JSON object, {...})"),
+        (
+            '{"type": "message"\n',
+            "not valid JSON: the line ends before the JSON value does (a missing closing quote, bracket or brace?)",
+        ),
+        ("{'type': 'tag'}", "not valid JSON: unexpected \"'\" at column 2 (JSON strings and keys need double quotes)"),
+        ('{"a": NaN}', "not valid JSON: unexpected 'N' at column 7"),
+        ('{"a": 1,}\r\n', "not valid JSON: a comma before a closing bracket or brace at column 8"),
+        ('{"a": 1} {"b": 2}', "not valid JSON: more text after the JSON value at column 10 (one record a line)"),
+        (b'{"a": "\xff"}', "not valid JSON: the line is not valid UTF-8 text"),
+    ],
+)
+def test_malformed_json_is_reported_in_plain_words_with_the_column(text: str | bytes, expected: str) -> None:
+    with pytest.raises(LineError) as caught:
+        parse_line(text)
+    message = str(caught.value)
+    assert message == expected
+    # orjson's own wording and its "line 2 column 1" (the line end counted as a second line) never show.
+    assert "line 2" not in message and "expected 'null'" not in message
 
 
 @pytest.mark.parametrize("text", ["[1, 2]", '"message"', "42", "null"])

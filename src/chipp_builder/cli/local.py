@@ -139,10 +139,24 @@ def import_file_command(
             f"{len(report.errors)} of {report.lines} lines are invalid, so nothing was written "
             "(fix them, or use --skip-invalid to write the valid lines)"
         )
-    written = ", ".join(f"{kind} {count}" for kind, count in report.written.items() if count) or "nothing"
-    typer.echo(f"Read {report.lines} lines from {file} into app {app_id}. Written: {written}.")
+    typer.echo(f"Read {report.lines} lines from {file} into app {app_id}.")
+    for counts in _import_counts(report):
+        typer.echo(counts)
     if report.errors:
         typer.echo(f"Skipped {len(report.errors)} invalid lines (listed above).", err=True)
+
+
+def _import_counts(report: ImportReport) -> list[str]:
+    """One line per record type the file held: inserted, updated (changed) and unchanged (not written)."""
+    lines = []
+    for kind, inserted in report.inserted.items():
+        updated, unchanged = report.updated.get(kind, 0), report.unchanged.get(kind, 0)
+        if inserted or updated or unchanged:
+            lines.append(f"  {kind}: {inserted} inserted, {updated} updated, {unchanged} unchanged")
+    if not any(report.written.values()):
+        lines.append("Nothing was written: " + ("the app already held every record as the file has it."
+                                                 if lines else "the file holds no valid record."))
+    return lines
 
 
 def demo(

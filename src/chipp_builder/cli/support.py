@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-SERVER_EXTRA_HINT = "pip install 'chipp-builder[server]'"
+# The package is not on PyPI: what works is installing the extra from the clone.
+SERVER_EXTRA_HINT = "from a clone, .venv/bin/pip install -e '.[server]'"
 
 DatabaseUrlOption = Annotated[
     str | None,

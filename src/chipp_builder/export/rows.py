@@ -45,7 +45,8 @@ def _json_text(name: str) -> Callable[[Row], Any]:
 
 
 def _tags(part: str) -> Callable[[Row], Any]:
-    return lambda obj: TAG_SEPARATOR.join(str(tag[part]) for tag in obj.get("tags") or [])
+    # No tags is an absent value (an empty CSV cell, a Parquet null), like every other absent field.
+    return lambda obj: TAG_SEPARATOR.join(str(tag[part]) for tag in obj["tags"]) if obj.get("tags") else None
 
 
 def _col(name: str, kind: Kind = "string", get: Callable[[Row], Any] | None = None) -> Column:

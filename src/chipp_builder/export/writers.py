@@ -16,7 +16,8 @@ from typing import IO, Any
 from chipp_builder.export.rows import Column, Row
 
 FORMATS = ("csv", "jsonl", "parquet")
-PARQUET_HINT = "pip install 'chipp-builder[parquet]'"
+# The package is not on PyPI: what works is installing the extra from the clone (or pyarrow itself).
+PARQUET_HINT = "from a clone, .venv/bin/pip install -e '.[parquet]' (or pip install pyarrow where chipp-builder runs)"
 ROW_GROUP_SIZE = 10_000  # rows per Parquet row group, and per batch read back from the spool
 
 

@@ -65,7 +65,8 @@ class DemoApp:
         self.n_knowledge = min(400, max(8, sessions // 25))
         # Every session's start, drawn up front and sorted: sessions (and their ids) are made in time order.
         first, last = (now - WINDOW).timestamp(), (now - timedelta(hours=2)).timestamp()
-        self.starts = sorted(float(int(rng.uniform(first, last))) for _ in range(sessions))
+        # To the microsecond, as every other time of the demo is (a real clock's times have fractions).
+        self.starts = sorted(round(rng.uniform(first, last), 6) for _ in range(sessions))
 
     def app_row(self, name: str) -> dict[str, Any]:
         """The app row, created 30 days before the window opens."""
@@ -81,7 +82,7 @@ class DemoApp:
                 "name": name,
                 "color": color,
                 "usage_count": 0,
-                "created_at": start + timedelta(minutes=3 * i),
+                "created_at": start + timedelta(minutes=3 * i, seconds=self.rng.uniform(0, 60)),
             }
             for i, (tag_id, (name, color)) in enumerate(zip(self.tag_ids, TAGS, strict=True))
         ]
@@ -91,7 +92,7 @@ class DemoApp:
         rng, rows = self.rng, []
         earliest = (self.now - WINDOW - timedelta(days=30)).timestamp()
         latest = (self.now - timedelta(hours=3)).timestamp()
-        times = sorted(float(int(rng.uniform(earliest, latest))) for _ in range(self.n_consumers))
+        times = sorted(round(rng.uniform(earliest, latest), 6) for _ in range(self.n_consumers))
         for stamp in times:
             created_at = datetime.fromtimestamp(stamp, UTC)
             cid = time_uuid(rng, created_at)
@@ -174,8 +175,8 @@ class DemoApp:
                     None,
                 ),
             }[kind]
-            created_at = self.now - timedelta(seconds=rng.randint(86400, 86400 * 150))
-            updated_at = created_at + timedelta(seconds=rng.randint(60, 86400 * 3))
+            created_at = self.now - timedelta(seconds=rng.uniform(86400, 86400 * 150))
+            updated_at = created_at + timedelta(seconds=rng.uniform(60, 86400 * 3))
             refreshed = kind in ("url", "sitemap", "notion", "confluence") and rng.random() < 0.6
             rows.append(
                 {
@@ -185,7 +186,7 @@ class DemoApp:
                     "type": kind,
                     "status": status,
                     "url": url,
-                    "error_message": rng.choice(KNOWLEDGE_ERRORS) if status == "failed" else None,
+                    "error_message": rng.choice(KNOWLEDGE_ERRORS[kind]) if status == "failed" else None,
                     "chunk_count": {
                         "completed": rng.randint(3, 2400),
                         "processing": rng.randint(0, 300),

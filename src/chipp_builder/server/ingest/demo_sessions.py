@@ -12,6 +12,7 @@ from uuid import UUID
 
 from chipp_builder.server.ingest.demo_app import DemoApp, DemoConsumer
 from chipp_builder.server.ingest.demo_content import (
+    FOLLOW_UPS,
     LANGS,
     MEMORY_LINES,
     MODELS,
@@ -22,6 +23,7 @@ from chipp_builder.server.ingest.demo_content import (
     TAGS,
     TOOLS,
     TOPICS,
+    Script,
 )
 from chipp_builder.server.ingest.demo_draws import time_uuid, weighted
 
@@ -36,6 +38,7 @@ class _Conversation:
     started_at: datetime
     consumer_id: UUID | None
     topic: dict[str, tuple[str, ...]]
+    script: Script  # the topic's lines in order, then follow-ups: what the next user and assistant messages say
     fill: dict[str, Any]
     model: str
     base_ms: float
@@ -74,6 +77,7 @@ class DemoSessions:
         started_at, sid, owner = self._start()
         source = weighted(rng, SOURCES)[0]
         topic = rng.choice(TOPICS)
+        script = Script(topic, rng.sample(range(len(FOLLOW_UPS)), len(FOLLOW_UPS)))
         fill = self._fill(started_at)
         title = None if rng.random() < 0.04 else rng.choice(topic["titles"]).format(**fill)
         model, base_ms, per_token_ms, _ = weighted(rng, MODELS)
@@ -83,6 +87,7 @@ class DemoSessions:
             started_at=started_at,
             consumer_id=owner.id if owner else None,
             topic=topic,
+            script=script,
             fill=fill,
             model=model,
             base_ms=base_ms,
@@ -188,7 +193,7 @@ class DemoSessions:
             row["created_at"] = talk.started_at
         elif role == "user":
             talk.at += timedelta(seconds=rng.uniform(4, 150))
-            row["content"] = rng.choice(talk.topic["user"]).format(**talk.fill)
+            row["content"] = talk.script.user().format(**talk.fill)
             row["created_at"] = talk.at
         elif role == "tool":
             talk.at += timedelta(seconds=rng.uniform(0.2, 3))
@@ -200,7 +205,7 @@ class DemoSessions:
             latency = int(talk.base_ms + tokens * talk.per_token_ms * rng.uniform(0.7, 1.4))
             talk.at += timedelta(milliseconds=latency)
             row.update(
-                content=rng.choice(talk.topic["assistant"]).format(**talk.fill),
+                content=talk.script.assistant().format(**talk.fill),
                 model=talk.model,
                 token_count=tokens,
                 latency_ms=latency,

@@ -126,23 +126,54 @@ async def _before_writing(db: AsyncConnection, app_id: UUID, spool: Staging) -> 
     return pending
 
 
-async def _write(db: AsyncConnection, app_id: UUID, spool: Staging) -> dict[str, int]:
-    """Upsert every good record in dependency order, chunk by chunk, then recompute the derived values."""
+async def _stored(db: AsyncConnection, app_id: UUID, kind: str, rows: list[dict[str, Any]]) -> dict[Any, Any]:
+    """The app's stored rows with the keys of a chunk of staged rows, by key (a message tag's is its pair)."""
+    table = _TABLES[kind][0]
+    if kind == "message_tag":
+        message_ids = list({row["message_id"] for row in rows})
+        query = select(table.c.message_id, table.c.tag_id).where(
+            table.c.app_id == app_id, table.c.message_id.in_(message_ids)
+        )
+        return {(stored.message_id, stored.tag_id): {} for stored in await db.execute(query)}
+    query = select(table).where(table.c.app_id == app_id, table.c.id.in_([row["id"] for row in rows]))
+    return {stored.id: stored._mapping for stored in await db.execute(query)}
+
+
+def _key(kind: str, row: dict[str, Any]) -> Any:
+    return (row["message_id"], row["tag_id"]) if kind == "message_tag" else row["id"]
+
+
+async def _write(db: AsyncConnection, app_id: UUID, spool: Staging, report: ImportReport) -> None:
+    """Upsert every good record in dependency order, chunk by chunk, then recompute the derived values.
+
+    Each chunk is compared with the rows stored under its keys first, column by column over what the upsert
+    would write: a new key counts as inserted, a different row as updated, an equal one as unchanged and is
+    not written at all (rewriting it would store the same values).
+    """
     pending = await _before_writing(db, app_id, spool)
-    written: dict[str, int] = {}
     for kind in WRITE_ORDER:
-        written[kind] = 0
         table, keys, keep = _TABLES[kind]
         stmt = upsert_statement(db.dialect.name, table, keys, keep)
         for rows in spool.rows(kind, _WRITE_CHUNK):
-            await db.execute(stmt, [{**row, "app_id": app_id} for row in rows])
-            written[kind] += len(rows)
+            stored = await _stored(db, app_id, kind, rows)
+            changed = []
+            for row in rows:
+                before = stored.get(_key(kind, row))
+                if before is None:
+                    report.inserted[kind] += 1
+                elif any(row[name] != before[name] for name in row if name not in keys and name not in keep):
+                    report.updated[kind] += 1
+                else:
+                    report.unchanged[kind] += 1
+                    continue
+                changed.append({**row, "app_id": app_id})
+            if changed:
+                await db.execute(stmt, changed)
     await recompute_derived(db, app_id, spool.touched_sessions())
     # In one global order, as concurrent writers lock consumer rows alike (counters.refresh_active_consumers).
     for chunk in spool.touched_consumers(_LOOKUP_CHUNK):
         await refresh_active_consumers(db, app_id, chunk)
     await after_upsert(db, app_id, pending)
-    return written
 
 
 async def _run(
@@ -163,7 +194,12 @@ async def _run(
         if progress is not None:
             progress(position)
 
-        report = ImportReport(lines=spool.lines, written={kind: 0 for kind in WRITE_ORDER})
+        report = ImportReport(
+            lines=spool.lines,
+            inserted=dict.fromkeys(WRITE_ORDER, 0),
+            updated=dict.fromkeys(WRITE_ORDER, 0),
+            unchanged=dict.fromkeys(WRITE_ORDER, 0),
+        )
         # One transaction: the lookups, every upsert and the recount commit together or not at all. The file is
         # parsed before it starts, so SQLite's write lock (taken first, so that what the lookups find stays true
         # until the commit) is held only for the lookups, the resolution and the writes.
@@ -173,7 +209,7 @@ async def _run(
             await _lookup(db, app_id, spool)
             spool.resolve()
             if not spool.has_errors() or skip_invalid:
-                report.written = await _write(db, app_id, spool)
+                await _write(db, app_id, spool, report)
         report.errors = spool.errors()
     return report
 

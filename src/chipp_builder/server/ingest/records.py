@@ -84,16 +84,25 @@ class Record:
 
 @dataclass
 class ImportReport:
-    """What an import did: lines read, rows written per record type, and every bad line with its reason."""
+    """What an import did: lines read; per record type the rows inserted, the stored rows it changed (updated)
+    and those it found already as the file has them (unchanged, not written); every bad line with its reason."""
 
     lines: int = 0
-    written: dict[str, int] = field(default_factory=dict)
+    inserted: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+    unchanged: dict[str, int] = field(default_factory=dict)
     errors: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when every line was valid (with skip_invalid, the good lines are written either way)."""
         return not self.errors
+
+    @property
+    def written(self) -> dict[str, int]:
+        """Rows written per record type: inserted plus updated."""
+        kinds = {**self.inserted, **self.updated}
+        return {kind: self.inserted.get(kind, 0) + self.updated.get(kind, 0) for kind in kinds}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -391,10 +400,12 @@ def parse_line(text: str | bytes) -> Record:
     Unknown fields and derived fields (message_count, usage_count, a session's consumer, a message's tags and
     feedback, message_preview, last_activity_at) are ignored.
     """
+    # Without its line end, so that orjson's position is a column of this line, never "line 2 column 1".
+    stripped = text.rstrip(b"\r\n") if isinstance(text, bytes) else text.rstrip("\r\n")
     try:
-        data = orjson.loads(text)
+        data = orjson.loads(stripped)
     except orjson.JSONDecodeError as exc:
-        raise LineError(f"malformed JSON: {exc}") from None
+        raise LineError(f"not valid JSON: {_json_reason(exc)}") from None
     if not isinstance(data, dict):
         raise LineError("a line must be a JSON object")
     kind = data.get("type")
@@ -407,6 +418,32 @@ def parse_line(text: str | bytes) -> Record:
         return _PARSERS[kind](_Fields(kind, data))
     except LineError as exc:
         raise LineError(str(exc), kind, _identity(kind, data.get("id"))) from None
+
+
+def _json_reason(exc: orjson.JSONDecodeError) -> str:
+    """orjson's complaint in plain words, with the column (1-based, in characters) where the line goes wrong."""
+    message, doc, pos = exc.msg, exc.doc, exc.pos
+    column = pos + 1
+    if "not valid UTF-8" in message:
+        return "the line is not valid UTF-8 text"
+    if message == "input data is empty":
+        return "the line holds no JSON value"
+    if message == "unexpected end of data":
+        return "the line ends before the JSON value does (a missing closing quote, bracket or brace?)"
+    if message == "trailing comma is not allowed":
+        return f"a comma before a closing bracket or brace at column {column}"
+    if message == "unexpected content after document":
+        return f"more text after the JSON value at column {column} (one record a line)"
+    if message == "unexpected control character in string":
+        return f"a control character inside a string at column {column} (write a newline as \\n, a tab as \\t)"
+    found = doc[pos] if 0 <= pos < len(doc) else ""
+    shown = repr(found) if found.isprintable() else f"U+{ord(found):04X}" if found else "nothing"
+    hint = (
+        " (JSON strings and keys need double quotes)" if found == "'"
+        else " (a line must be one JSON object, {...})" if pos == 0
+        else ""
+    )
+    return f"unexpected {shown} at column {column}{hint}"
 
 
 def _identity(kind: str, raw_id: Any) -> Any:

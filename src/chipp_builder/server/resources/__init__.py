@@ -4,6 +4,7 @@ from chipp_builder.server.resources.analytics.routes import router as analytics_
 from chipp_builder.server.resources.consumers.routes import router as consumers_router
 from chipp_builder.server.resources.conversations.routes import router as conversations_router
 from chipp_builder.server.resources.feedback.routes import router as feedback_router
+from chipp_builder.server.resources.home.routes import router as home_router
 from chipp_builder.server.resources.knowledge_sources.routes import router as knowledge_sources_router
 from chipp_builder.server.resources.management.routes import router as management_router
 from chipp_builder.server.resources.memories.routes import router as memories_router
@@ -20,4 +21,5 @@ ROUTERS = [
     analytics_router,
     conversations_router,
     management_router,
+    home_router,
 ]
