@@ -121,6 +121,30 @@ def test_help_of_every_command_names_its_options(path: list[str]) -> None:
         assert sub in result.stdout
 
 
+@pytest.mark.parametrize("path", COMMAND_PATHS, ids=lambda p: " ".join(p) or "root")
+def test_help_shows_flags_as_flags_and_arguments_by_name(path: list[str]) -> None:
+    # Typer 0.29 printed `--debug <bool>` and `Usage: … {FILE}`; cli/help.py corrects both for every command.
+    shown = ok(CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})).stdout
+    assert "<bool>" not in shown
+    usage = next(line for line in shown.splitlines() if "Usage:" in line)
+    assert "{" not in usage and "}" not in usage, usage
+    assert re.search(r"--help\s+-h\s+Show this message", shown), shown
+
+
+def test_help_usage_and_flags_read_as_typed() -> None:
+    def help_of(*path: str) -> str:
+        return ok(CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})).stdout
+
+    assert re.search(r"--debug\s+Show the traceback", help_of())
+    assert re.search(r"Usage: chipp-builder import \[OPTIONS\] FILE\s", help_of("import"))
+    assert re.search(r"Usage: chipp-builder keys revoke \[OPTIONS\] KEY_ID\s", help_of("keys", "revoke"))
+    assert re.search(r"--resume\s+Continue an interrupted export", help_of("export", "sessions"))
+    assert re.search(r"--has-email\s+--no-email\s+Only consumers", help_of("export", "consumers"))
+    # A flag takes no value: the word after it is read as the command, as the help now suggests.
+    result = CliRunner().invoke(app, ["--debug", "true", "apps", "list"])
+    assert result.exit_code == 2 and "No such command 'true'" in result.output
+
+
 def test_local_commands_all_take_database_url() -> None:
     for path, command in _commands():
         if path and path[0] != "export" and not getattr(command, "commands", None):  # export is remote

@@ -13,11 +13,12 @@ import typer
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from chipp_builder.cli.help import App
 from chipp_builder.cli.support import friendly_errors, stderr
 from chipp_builder.client import Client, RetryPolicy
 from chipp_builder.export import runner
 
-export_app = typer.Typer(
+export_app = App(
     help="Export an app's data through the API: one list to CSV, JSON Lines or Parquet, or everything "
     "(`export all`) in the import format.",
     no_args_is_help=True,
