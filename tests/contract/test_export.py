@@ -228,6 +228,37 @@ def test_parquet_without_pyarrow_is_a_clear_error(
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(("args", "shown"), [
+    (["sessions", "-o", "x.xlsx"], "cannot tell the format from 'x.xlsx'"),
+    (["sessions", "-o", "sessions"], "cannot tell the format from 'sessions'"),
+    (["all", "-o", "all.csv"], "export all writes JSON Lines"),
+    (["all", "-o", "all.parquet"], "export all writes JSON Lines"),
+    (["consumers", "-o", "c.csv", "--format", "jsonl"], "c.csv has the extension of csv but --format is jsonl"),
+])
+def test_an_output_extension_of_no_or_another_format_is_refused(
+    cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], shown: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = cli(*args)
+    assert result.exit_code == 1, result.stdout
+    assert result.stderr.startswith(f"Error: {shown}"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    if "tell the format" in shown:
+        assert ".csv (csv), .jsonl (jsonl), .ndjson (jsonl), .parquet (parquet)" in result.stderr
+    assert not list(tmp_path.iterdir())  # nothing written, not even a partial file
+
+
+def test_an_explicit_format_is_followed_and_said(cli: Callable[..., Result], served: Served, tmp_path: Path) -> None:
+    out = tmp_path / "consumers.txt"
+    result = ok(cli("consumers", "-o", str(out), "--format", "csv"))
+    assert "Writing csv to consumers.txt, as --format says" in result.stderr
+    assert len(read_rows(out, "csv")) == len(api_items(served.client(), "consumers"))
+    ndjson = tmp_path / "tags.ndjson"
+    result = ok(cli("tags", "-o", str(ndjson)))
+    assert result.stderr == "" and "(jsonl)" in result.stdout
+    assert read_rows(ndjson, "jsonl") == api_items(served.client(), "tags")
+
+
 def test_missing_connection_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("CHIPP_BASE_URL", "CHIPP_API_KEY", "CHIPP_APP_ID"):
         monkeypatch.delenv(name, raising=False)

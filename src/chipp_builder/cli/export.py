@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.text import Text
 
 from chipp_builder.cli.help import App
-from chipp_builder.cli.support import friendly_errors, stderr
+from chipp_builder.cli.support import fail, friendly_errors, stderr
 from chipp_builder.client import Client, RetryPolicy
 from chipp_builder.export import runner
 
@@ -48,7 +48,7 @@ OutputOption = Annotated[
 FormatOption = Annotated[
     Format | None,
     typer.Option("--format", show_default=False,
-                 help="csv, jsonl or parquet. Default: from FILE's extension (.csv, .parquet), else jsonl."),
+                 help="csv, jsonl or parquet. Default: from FILE's extension (.csv, .jsonl or .ndjson, .parquet)."),
 ]
 ResumeOption = Annotated[
     bool, typer.Option("--resume", help="Continue an interrupted export from FILE.checkpoint.json.")
@@ -102,11 +102,39 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:,.0f} rows/s" if speed is not None else "- rows/s")
 
 
+# The extensions each format's files may have; anything else needs an explicit --format.
+EXTENSIONS = {"csv": (".csv",), "jsonl": (".jsonl", ".ndjson"), "parquet": (".parquet",)}
+
+
+def _accepted() -> str:
+    return ", ".join(f"{ext} ({fmt})" for fmt, exts in EXTENSIONS.items() for ext in exts)
+
+
 def _format_of(output: Path, given: Format | None) -> str:
-    if given is not None:
-        return given.value
+    """The format to write: --format when given (with a note when FILE's extension says otherwise), else the
+    one FILE's extension names; an extension of no format, without --format, is refused rather than guessed."""
     suffix = output.suffix.lower()
-    return {".csv": "csv", ".parquet": "parquet"}.get(suffix, "jsonl")
+    by_extension = next((fmt for fmt, exts in EXTENSIONS.items() if suffix in exts), None)
+    if given is None:
+        if by_extension is None:
+            fail(f"cannot tell the format from {output.name!r}: name the file with one of {_accepted()}, "
+                 "or give --format csv, jsonl or parquet")
+        return by_extension
+    if by_extension is not None and by_extension != given.value:
+        fail(f"{output.name} has the extension of {by_extension} but --format is {given.value}: "
+             f"name the file {output.stem}{EXTENSIONS[given.value][0]}, or leave out --format")
+    if by_extension is None:
+        typer.echo(f"Writing {given.value} to {output.name}, as --format says (its extension is not one of "
+                   f"{', '.join(EXTENSIONS[given.value])}).", err=True)
+    return given.value
+
+
+def _jsonl_only(output: Path) -> str:
+    """`export all` writes JSON Lines (the import format) only: FILE must be named for it."""
+    if output.suffix.lower() not in EXTENSIONS["jsonl"]:
+        fail(f"export all writes JSON Lines (the import format), so its file must end in "
+             f"{' or '.join(EXTENSIONS['jsonl'])}, not {output.name!r}: e.g. -o {output.stem}.jsonl")
+    return "jsonl"
 
 
 def run(resource: str, fmt: str, output: Path, filters: dict[str, Any], resume: bool, page_size: int,
@@ -280,4 +308,4 @@ def export_all(
     base_url: BaseUrlOption = None, key: KeyOption = None, app: AppOption = None,
 ) -> None:
     """Export every record of the app as JSON Lines in the import format, for `chipp-builder import`."""
-    run("all", "jsonl", output, {}, resume, page_size, base_url, key, app)
+    run("all", _jsonl_only(output), output, {}, resume, page_size, base_url, key, app)
