@@ -395,7 +395,8 @@ def test_demo_prints_app_key_and_curl_and_the_key_works(cli: Cli, db_url: str) -
     raw_key = re.search(r"API key:\s+(\S+)", out).group(1)  # type: ignore[union-attr]
     assert KEY_RE.match(raw_key)
     base = f"http://127.0.0.1:8123/api/v1/apps/{app_id}"
-    assert f"Base URL: {base}" in out
+    assert re.search(r"^Server URL: http://127\.0\.0\.1:8123  \(for --base-url, CHIPP_BASE_URL", out, re.MULTILINE)
+    assert re.search(f"^App URL: +{re.escape(base)}  \\(for curl", out, re.MULTILINE), out
     assert f'curl -H "Authorization: Bearer {raw_key}" {base}/sessions' in out
     # SQLite keeps UUIDs as 32 hex digits.
     assert query(db_url, "SELECT count(*) FROM session WHERE app_id = ?", UUID(app_id).hex) == [(20,)]

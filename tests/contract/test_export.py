@@ -264,7 +264,36 @@ def test_missing_connection_settings(tmp_path: Path, monkeypatch: pytest.MonkeyP
         monkeypatch.delenv(name, raising=False)
     result = CliRunner().invoke(cli_app, ["export", "tags", "-o", str(tmp_path / "t.csv")])
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: No base URL") and "CHIPP_BASE_URL" in result.stderr
+    # In the command's words (its options), not the SDK's (base_url=).
+    assert result.stderr == ("Error: No base URL: pass --base-url or set the CHIPP_BASE_URL environment "
+                             "variable\n"), result.stderr
+    result = CliRunner().invoke(cli_app, ["export", "tags", "-o", str(tmp_path / "t.csv"),
+                                          "--base-url", "http://127.0.0.1:8000"])
+    assert result.stderr.startswith("Error: No API key: pass --key or set the CHIPP_API_KEY"), result.stderr
+    result = CliRunner().invoke(cli_app, ["export", "tags", "-o", str(tmp_path / "t.csv"),
+                                          "--base-url", "http://127.0.0.1:8000", "--key", "chipp_x", "--app", "X"])
+    assert result.stderr.startswith("Error: --app must be a UUID, got 'X'"), result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_app_url_as_base_url_gives_the_app(served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The URL `make demo` prints for curl works as --base-url: the server's root and the app come from it.
+    for name in ("CHIPP_BASE_URL", "CHIPP_API_KEY", "CHIPP_APP_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(export_cli, "Client", lambda *args, **kwargs: Client(*args, **kwargs,
+                                                                             transport=served.transport()))
+    app_url = f"http://testserver/api/v1/apps/{served.app_id}"
+    out = tmp_path / "t.jsonl"
+    ok(CliRunner().invoke(cli_app, ["export", "tags", "-o", str(out), "--base-url", app_url, "--key", served.key]))
+    assert read_rows(out, "jsonl") == api_items(served.client(), "tags")
+    other = "123e4567-e89b-12d3-a456-426614174000"
+    result = CliRunner().invoke(cli_app, ["export", "tags", "-o", str(tmp_path / "u.jsonl"), "--base-url", app_url,
+                                          "--key", served.key, "--app", other])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: --base-url is the URL of app {served.app_id}, but --app is '{other}'")
+    monkeypatch.setenv("CHIPP_BASE_URL", app_url + "/sessions")
+    result = CliRunner().invoke(cli_app, ["export", "tags", "-o", str(tmp_path / "u.jsonl"), "--key", served.key])
+    assert result.stderr.startswith("Error: CHIPP_BASE_URL must be the server's root"), result.stderr
 
 
 # --- interruption and --resume ---------------------------------------------------------------------------

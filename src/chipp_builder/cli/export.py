@@ -16,6 +16,7 @@ from rich.text import Text
 from chipp_builder.cli.help import App
 from chipp_builder.cli.support import fail, friendly_errors, stderr
 from chipp_builder.client import Client, RetryPolicy
+from chipp_builder.client._config import SettingNames, resolve_config
 from chipp_builder.export import runner
 
 export_app = App(
@@ -28,10 +29,15 @@ export_app = App(
 sleep = time.sleep
 
 
+# The settings as this command names them, so a missing or bad one is reported in the command's words.
+CLI_NAMES = SettingNames(base_url="--base-url", api_key="--key", app_id="--app")
+
+
 def make_client(base_url: str | None, key: str | None, app: str | None) -> Client:
     """The SDK client of an export. 429s are not retried inside the SDK (max_retry_after=0) but raised, so
     the command can show the wait on its progress bar before retrying the page itself."""
-    return Client(base_url, key, app, retry=RetryPolicy(max_retry_after=0))
+    config = resolve_config(base_url, key, app, names=CLI_NAMES)
+    return Client(config.base_url, config.api_key, config.app_id, retry=RetryPolicy(max_retry_after=0))
 
 
 class Format(StrEnum):
@@ -57,7 +63,8 @@ PageSizeOption = Annotated[int, typer.Option("--page-size", min=1, max=100, help
 BaseUrlOption = Annotated[
     str | None,
     typer.Option("--base-url", metavar="URL", show_default=False,
-                 help="The server's root, e.g. http://localhost:8000. Default: $CHIPP_BASE_URL."),
+                 help="The server's root (http://localhost:8000), or an app's URL "
+                 "(http://localhost:8000/api/v1/apps/APP_ID, which gives --app too). Default: $CHIPP_BASE_URL."),
 ]
 KeyOption = Annotated[
     str | None,
@@ -65,7 +72,8 @@ KeyOption = Annotated[
 ]
 AppOption = Annotated[
     str | None,
-    typer.Option("--app", metavar="APP_ID", show_default=False, help="The app's id. Default: $CHIPP_APP_ID."),
+    typer.Option("--app", metavar="APP_ID", show_default=False,
+                 help="The app's id. Default: $CHIPP_APP_ID, else the app of an app URL in --base-url."),
 ]
 
 

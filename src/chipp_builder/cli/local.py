@@ -178,10 +178,14 @@ def demo(
 
             app_id, key = run_with_engine(settings, work)
             progress.update(task, completed=sessions)
-    app_url = f"{base_url(host, port)}/api/v1/apps/{app_id}"
-    typer.echo(f"App id:   {app_id}")
-    typer.echo(f"API key:  {key['rawKey']}  (read access to everything; shown only now)")
-    typer.echo(f"Base URL: {app_url}")
+    server_url = base_url(host, port)
+    app_url = f"{server_url}/api/v1/apps/{app_id}"
+    # Two URLs, named for where they go: the SDK and `export` want the server's root (and the app id), curl
+    # wants the app's URL. Calling both "base URL" sent the app URL to --base-url and got "Not found".
+    typer.echo(f"App id:     {app_id}")
+    typer.echo(f"API key:    {key['rawKey']}  (read access to everything; shown only now)")
+    typer.echo(f"Server URL: {server_url}  (for --base-url, CHIPP_BASE_URL and Client(base_url=))")
+    typer.echo(f"App URL:    {app_url}  (for curl; --base-url takes it too)")
     typer.echo("Try:")
     typer.echo(f'  curl -H "Authorization: Bearer {key["rawKey"]}" {app_url}/sessions')
     if and_serve:
