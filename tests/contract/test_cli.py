@@ -406,6 +406,46 @@ def test_demo_prints_app_key_and_curl_and_the_key_works(cli: Cli, db_url: str) -
     assert set(key["scopes"].values()) == {"read"}
 
 
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port this test process listens on, as another server would."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def test_demo_on_a_busy_port_stops_before_touching_the_database(cli: Cli, db_url: str, busy_port: int) -> None:
+    pytest.importorskip("chipp_builder.server.ingest.demo")
+    app_id = new_app(cli, "Kept")  # what `make demo` must not delete when the port is taken
+    result = cli("demo", "--fresh", "--sessions", "5", "--serve", "--port", str(busy_port))
+    message = failed(result)
+    assert message.startswith(f"Error: port {busy_port} on 127.0.0.1 is already in use by "), message
+    if Path("/proc/net/tcp").exists():
+        assert f"by process {os.getpid()} (" in message  # this test process holds it
+    assert re.search(r"or choose a free port: --port (\d+) \(make demo PORT=\1\)$", message.strip()), message
+    assert result.stdout == ""  # no key, no curl line for a server that will not start
+    assert query(db_url, "SELECT count(*) FROM app") == [(1,)]
+    assert [row["id"] for row in json.loads(ok(cli("apps", "list", "--json")).stdout)] == [app_id]
+
+
+def test_serve_on_a_busy_port_is_one_clear_line(cli: Cli, db_url: str, busy_port: int) -> None:
+    message = failed(cli("serve", "--port", str(busy_port)))
+    assert f"port {busy_port} on 127.0.0.1 is already in use" in message
+    assert not sqlite_path(db_url).exists()  # checked before the schema was created
+
+
+def test_demo_fresh_starts_from_an_empty_sqlite_database(cli: Cli, db_url: str) -> None:
+    pytest.importorskip("chipp_builder.server.ingest.demo")
+    new_app(cli, "Old")
+    result = ok(cli("demo", "--fresh", "--sessions", "3", "--seed", "4"))
+    app_id = re.search(r"App id:\s+(\S+)", result.stdout).group(1)  # type: ignore[union-attr]
+    assert [row["id"] for row in json.loads(ok(cli("apps", "list", "--json")).stdout)] == [app_id]
+    message = failed(CliRunner().invoke(app, ["demo", "--fresh", "--database-url",
+                                              "postgresql://nobody@127.0.0.1:1/none"]))
+    assert "--fresh deletes an SQLite database file" in message
+
+
 # --- the installed entry points -------------------------------------------------------------------------
 
 
