@@ -360,9 +360,43 @@ def test_resume_refuses_another_exports_checkpoint(
     assert runner.checkpoint_path(out).exists()
     result = cli("sessions", "-o", str(out), "--source", "APP", "--resume")
     assert result.exit_code == 1
-    assert "belongs to another export" in result.stderr
-    ok(cli("sessions", "-o", str(out)))  # without --resume: starts over
+    # One line: the refusal, not first a note that "the export stopped" (it never started).
+    assert result.stderr.startswith("Error: ") and "belongs to another export" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "stopped" not in result.stderr
+    rows = json.loads(runner.checkpoint_path(out).read_text())["rows"]
+    started_over = ok(cli("sessions", "-o", str(out)))  # without --resume: starts over, and says so
+    assert (f"Starting over (no --resume): the earlier partial export s.csv.partial ({rows:,} rows) is replaced "
+            "by this run.") in started_over.stderr
     assert not runner.checkpoint_path(out).exists()
+
+
+def test_a_rerun_stopped_before_its_first_page_keeps_the_earlier_partial_export(
+    cli: Callable[..., Result], served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = tmp_path / "whole.jsonl"
+    ok(cli("messages", "-o", str(whole), "--page-size", PAGE))
+    out = tmp_path / "m.jsonl"
+    cli("messages", "-o", str(out), "--page-size", PAGE, client=served.client(Interrupting(served.transport(), 9)))
+    partial, checkpoint = runner.partial_path(out), runner.checkpoint_path(out)
+    kept = (partial.read_bytes(), checkpoint.read_text())
+    assert kept[0]
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt  # Ctrl+C during the rerun's first rate-limit wait
+
+    monkeypatch.setattr(export_cli, "sleep", interrupted)
+    rerun = cli("messages", "-o", str(out), "--page-size", PAGE,
+                client=served.client(RateLimiting(served.transport(), {1})))
+    assert rerun.exit_code == 130
+    assert (partial.read_bytes(), checkpoint.read_text()) == kept  # neither deleted nor cut short
+    assert ("The export stopped before its first page arrived, so the earlier partial export in m.jsonl.partial "
+            "and m.jsonl.checkpoint.json is untouched: run the same command with --resume") in rerun.stderr
+    assert "Starting over" not in rerun.stderr
+
+    monkeypatch.setattr(export_cli, "sleep", lambda seconds: None)
+    ok(cli("messages", "-o", str(out), "--page-size", PAGE, "--resume"))
+    assert out.read_bytes() == whole.read_bytes()
 
 
 def test_resume_without_a_checkpoint_starts_fresh(

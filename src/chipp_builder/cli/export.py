@@ -145,6 +145,20 @@ def _jsonl_only(output: Path) -> str:
     return "jsonl"
 
 
+def _stopped_note(output: Path, fmt: str, *, began: bool) -> str | None:
+    """What an export that stopped leaves to resume, and how; None when it leaves nothing (the one Error line
+    then says all there is)."""
+    checkpoint = runner.checkpoint_path(output)
+    data = runner.spool_path(output) if fmt == "parquet" else runner.partial_path(output)
+    if not checkpoint.exists():
+        return None
+    if not began:
+        return (f"The export stopped before its first page arrived, so the earlier partial export in {data.name} "
+                f"and {checkpoint.name} is untouched: run the same command with --resume to continue it.")
+    return (f"The export stopped; what it wrote is kept in {data.name} with {checkpoint.name}: run the same "
+            "command with --resume to continue.")
+
+
 def run(resource: str, fmt: str, output: Path, filters: dict[str, Any], resume: bool, page_size: int,
         base_url: str | None, key: str | None, app: str | None) -> None:
     """Run one export with a progress bar on standard error; print the summary on standard output."""
@@ -159,6 +173,7 @@ def run(resource: str, fmt: str, output: Path, filters: dict[str, Any], resume: 
         client = make_client(base_url, key, app)
         job = runner.Job(resource, fmt, chosen, str(client.config.app_id), output)
         label = "Exporting everything" if resource == "all" else f"Exporting {resource}"
+        began: list[bool] = []  # whether the first page arrived (and the partial file was opened)
         columns = (TextColumn("{task.description}"), BarColumn(), RowsColumn(), RateColumn(), TimeElapsedColumn())
         try:
             # Transient: the bar disappears when done, leaving the summary (or the one Error line); off when
@@ -181,10 +196,18 @@ def run(resource: str, fmt: str, output: Path, filters: dict[str, Any], resume: 
                     current["label"] = f"Exporting everything: {stage}"
                     bar.update(task, description=current["label"])
 
+                def on_started(replaced: runner.Earlier | None) -> None:
+                    began.append(True)
+                    if replaced is not None:
+                        count = f" ({replaced.rows:,} rows)" if replaced.rows is not None else ""
+                        bar.console.print(f"Starting over (no --resume): the earlier partial export "
+                                          f"{replaced.path.name}{count} is replaced by this run.", soft_wrap=True)
+
                 progress = runner.Progress(
                     rows=lambda rows: bar.update(task, completed=rows),
                     total=lambda total: bar.update(task, total=total),
                     stage=on_stage,
+                    started=on_started,
                 )
                 def count_down(seconds: float) -> None:
                     # The wait in one-second steps, so the bar shows the seconds left rather than a frozen line.
@@ -199,11 +222,12 @@ def run(resource: str, fmt: str, output: Path, filters: dict[str, Any], resume: 
                 fetch = runner.Fetcher(sleep=count_down, on_wait=on_wait)
                 rows = runner.run_export(client, job, resume=resume, page_size=page_size, fetch=fetch,
                                          progress=progress)
+        except runner.ExportError:
+            raise  # refused or cannot go on (another export's checkpoint, a changed list): the error says why
         except BaseException:
-            if runner.checkpoint_path(output).exists():
-                typer.echo(f"The export stopped; what it wrote is kept in {runner.partial_path(output).name} "
-                           f"(or its spool) with {runner.checkpoint_path(output).name}: run the same command "
-                           "with --resume to continue.", err=True)
+            note = _stopped_note(output, fmt, began=bool(began))
+            if note:
+                typer.echo(note, err=True)
             raise
     typer.echo(f"Exported {rows} {'records' if resource == 'all' else 'rows'} to {output} ({fmt}).")
 

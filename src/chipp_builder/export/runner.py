@@ -261,6 +261,30 @@ class Progress:
     rows: Callable[[int], None] = lambda rows: None
     total: Callable[[int | None], None] = lambda total: None
     stage: Callable[[str], None] = lambda stage: None
+    # Once, when the first page has arrived and the partial file is opened: with the earlier partial export
+    # this run replaces (its file and, when its checkpoint says, its rows), or None when it replaces nothing.
+    started: Callable[[Earlier | None], None] = lambda replaced: None
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """A partial export left by an earlier run, which a run without --resume replaces."""
+
+    path: Path
+    rows: int | None
+
+
+def earlier_partial(job: Job) -> Earlier | None:
+    """The partial export an earlier run of this output left (its partial file, spool or checkpoint), if any."""
+    data = spool_path(job.output) if job.format == "parquet" else partial_path(job.output)
+    paths = (checkpoint_path(job.output), partial_path(job.output), spool_path(job.output))
+    if not any(path.exists() for path in paths):
+        return None
+    try:
+        rows: int | None = int(json.loads(checkpoint_path(job.output).read_text())["rows"])
+    except (OSError, ValueError, KeyError, TypeError):
+        rows = None
+    return Earlier(data if data.exists() else partial_path(job.output), rows)
 
 
 def load_checkpoint(job: Job) -> dict[str, Any] | None:
@@ -296,19 +320,29 @@ def run_export(client: Client, job: Job, *, resume: bool = False, page_size: int
     after every page the checkpoint FILE.checkpoint.json records the position, the row count and the file's
     size. --resume truncates the partial file to that size (dropping rows of a page whose checkpoint was
     never written) and continues from the position, so no row is written twice or skipped. The final name
-    appears only when everything is written, by an atomic rename.
+    appears only when everything is written, by an atomic rename. Without a checkpoint to continue, an
+    earlier partial export is replaced only when the first page has arrived (`progress.started` says so).
     """
     fetch = fetch or Fetcher()
     progress = progress or Progress()
     if job.format == "parquet":
         require_pyarrow()
     checkpoint = load_checkpoint(job) if resume else None
-    if not resume:
-        checkpoint_path(job.output).unlink(missing_ok=True)
+    # Without a checkpoint to continue, an earlier partial export is replaced, but only once this run's first
+    # page has arrived: interrupted before that (say in its first rate-limit wait), it leaves the earlier
+    # partial file and checkpoint as they were, so --resume can still continue them.
+    earlier = earlier_partial(job) if checkpoint is None else None
     rows = int(checkpoint["rows"]) if checkpoint else 0
     state: State | None = checkpoint["state"] if checkpoint else None
     progress.rows(rows)
-    sink = open_sink(job, int(checkpoint["bytes"]) if checkpoint else 0)
+    sink: Sink | None = None
+
+    def start() -> Sink:
+        if checkpoint is None:
+            checkpoint_path(job.output).unlink(missing_ok=True)
+        progress.started(earlier)
+        return open_sink(job, int(checkpoint["bytes"]) if checkpoint else 0)
+
     try:
         if job.resource == "all":
             walk = all_walk(client, fetch, page_size, state, progress.stage)
@@ -318,6 +352,7 @@ def run_export(client: Client, job: Job, *, resume: bool = False, page_size: int
         # A checkpoint of a finished walk (the crash came while converting or renaming): nothing to fetch.
         finished = bool(state and state.get("done"))
         for batch, after in () if finished else walk:
+            sink = sink or start()
             sink.write(batch)
             size = sink.flush()
             rows += len(batch)
@@ -325,12 +360,14 @@ def run_export(client: Client, job: Job, *, resume: bool = False, page_size: int
                 "version": CHECKPOINT_VERSION, "job": job.identity(), "state": after, "rows": rows, "bytes": size,
             })
             progress.rows(rows)
+        sink = sink or start()
     except BaseException:
-        sink.close()
-        if not checkpoint_path(job.output).exists():
-            # Nothing was checkpointed, so nothing can be resumed: leave no partial file behind.
-            partial_path(job.output).unlink(missing_ok=True)
-            spool_path(job.output).unlink(missing_ok=True)
+        if sink is not None:
+            sink.close()
+            if not checkpoint_path(job.output).exists():
+                # Nothing was checkpointed, so nothing can be resumed: leave no partial file behind.
+                partial_path(job.output).unlink(missing_ok=True)
+                spool_path(job.output).unlink(missing_ok=True)
         raise
     sink.close()
     if job.format == "parquet":
