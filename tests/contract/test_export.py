@@ -280,8 +280,10 @@ def test_an_app_url_as_base_url_gives_the_app(served: Served, tmp_path: Path, mo
     # The URL `make demo` prints for curl works as --base-url: the server's root and the app come from it.
     for name in ("CHIPP_BASE_URL", "CHIPP_API_KEY", "CHIPP_APP_ID"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(export_cli, "Client", lambda *args, **kwargs: Client(*args, **kwargs,
-                                                                             transport=served.transport()))
+    def in_process(*args: Any, http_client: httpx.Client, **kwargs: Any) -> Client:
+        return Client(*args, **kwargs, transport=served.transport())
+
+    monkeypatch.setattr(export_cli, "Client", in_process)
     app_url = f"http://testserver/api/v1/apps/{served.app_id}"
     out = tmp_path / "t.jsonl"
     ok(CliRunner().invoke(cli_app, ["export", "tags", "-o", str(out), "--base-url", app_url, "--key", served.key]))
@@ -356,7 +358,8 @@ def test_resume_refuses_another_exports_checkpoint(
     cli: Callable[..., Result], served: Served, tmp_path: Path
 ) -> None:
     out = tmp_path / "s.csv"
-    cli("sessions", "-o", str(out), "--page-size", PAGE, client=served.client(Interrupting(served.transport(), 2)))
+    # Request 1 asks analytics for the session count (the time estimate), 2 the first page, 3 is interrupted.
+    cli("sessions", "-o", str(out), "--page-size", PAGE, client=served.client(Interrupting(served.transport(), 3)))
     assert runner.checkpoint_path(out).exists()
     result = cli("sessions", "-o", str(out), "--source", "APP", "--resume")
     assert result.exit_code == 1
@@ -595,3 +598,16 @@ def test_a_failure_before_the_first_page_leaves_nothing_behind(
     result = cli("messages", "-o", str(out), client=served.client(Interrupting(served.transport(), 1)))
     assert result.exit_code == 130
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_expected_request_count_matches_the_requests_made(served: Served, tmp_path: Path) -> None:
+    # What the progress bar's time estimate counts on: one request per session plus the sessions pages (and
+    # the one analytics request that counted the sessions).
+    expected: list[int | None] = []
+    fetch = runner.Fetcher()
+    job = runner.Job("messages", "jsonl", {}, str(served.app_id), tmp_path / "m.jsonl")
+    runner.run_export(served.client(), job, page_size=100, fetch=fetch,
+                      progress=runner.Progress(expected=expected.append))
+    sessions = len(list(served.client().sessions.list()))
+    assert expected == [sessions + 1]
+    assert fetch.requests == 1 + sessions + 1  # the count, the sessions page, one request per session

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -17,6 +20,7 @@ from chipp_builder.cli.help import App
 from chipp_builder.cli.support import fail, friendly_errors, stderr
 from chipp_builder.client import Client, RetryPolicy
 from chipp_builder.client._config import SettingNames, resolve_config
+from chipp_builder.client._sync import DEFAULT_TIMEOUT
 from chipp_builder.export import runner
 
 export_app = App(
@@ -33,11 +37,49 @@ sleep = time.sleep
 CLI_NAMES = SettingNames(base_url="--base-url", api_key="--key", app_id="--app")
 
 
-def make_client(base_url: str | None, key: str | None, app: str | None) -> Client:
-    """The SDK client of an export. 429s are not retried inside the SDK (max_retry_after=0) but raised, so
-    the command can show the wait on its progress bar before retrying the page itself."""
+def make_client(base_url: str | None, key: str | None, app: str | None, http: httpx.Client) -> Client:
+    """The SDK client of an export, on `http` (which the caller closes). 429s are not retried inside the SDK
+    (max_retry_after=0) but raised, so the command can show the wait on its progress bar before retrying the
+    page itself."""
     config = resolve_config(base_url, key, app, names=CLI_NAMES)
-    return Client(config.base_url, config.api_key, config.app_id, retry=RetryPolicy(max_retry_after=0))
+    return Client(config.base_url, config.api_key, config.app_id, retry=RetryPolicy(max_retry_after=0),
+                  http_client=http)
+
+
+WINDOW_SECONDS = 60  # the server's rate limit counts requests per key in one-minute windows
+
+
+@dataclass
+class Pace:
+    """What the time estimate knows: the requests the export is expected to make, and the server's rate limit
+    as its X-RateLimit-* headers last said (requests per window, left in this window, when it resets)."""
+
+    expected: int | None = None
+    limit: int | None = None
+    remaining: int | None = None
+    reset_at: float | None = None
+
+    def observe(self, response: httpx.Response) -> None:
+        """Note the rate-limit headers of a response (a 429 carries none, and changes nothing)."""
+        headers = response.headers
+        try:
+            limit, remaining = int(headers["X-RateLimit-Limit"]), int(headers["X-RateLimit-Remaining"])
+            reset_at = float(headers["X-RateLimit-Reset"])
+        except (KeyError, ValueError):
+            return
+        self.limit, self.remaining, self.reset_at = limit, remaining, reset_at
+
+    def seconds_left(self, requests_left: int, done: int, elapsed: float, now: float) -> float | None:
+        """About how long `requests_left` more requests take: at the pace so far, and no sooner than the
+        rate limit lets them through (each further window admits `limit` requests)."""
+        if done <= 0:
+            return None
+        estimate = requests_left * elapsed / done
+        if self.limit and self.remaining is not None and self.reset_at is not None \
+                and requests_left > self.remaining:
+            windows = math.ceil((requests_left - self.remaining) / self.limit)
+            estimate = max(estimate, max(self.reset_at - now, 0.0) + (windows - 1) * WINDOW_SECONDS)
+        return estimate
 
 
 class Format(StrEnum):
@@ -99,6 +141,29 @@ class RowsColumn(ProgressColumn):
         """`1,234 rows` or `1,234/5,000 rows`."""
         done = int(task.completed)
         return Text(f"{done:,}/{int(task.total):,} rows" if task.total else f"{done:,} rows")
+
+
+class TimeLeftColumn(ProgressColumn):
+    """About how long the export has left, from the requests it still has to make (expected from the session
+    count, or from an offset list's total) and the rate limit; `-:--:--` while unknown."""
+
+    def __init__(self, pace: Pace, fetch: runner.Fetcher, page_size: int) -> None:
+        super().__init__()
+        self.pace, self.fetch, self.page_size = pace, fetch, page_size
+
+    def render(self, task: Task) -> Text:
+        """`~0:01:30 left`."""
+        done = self.fetch.requests
+        if self.pace.expected is not None:
+            left: int | None = max(self.pace.expected - done, 0)
+        elif task.total:
+            left = math.ceil(max(task.total - task.completed, 0) / self.page_size)
+        else:
+            left = None
+        seconds = None if left is None else self.pace.seconds_left(left, done, task.elapsed or 0.0, time.time())
+        if seconds is None:
+            return Text("-:--:-- left")
+        return Text(f"~{timedelta(seconds=math.ceil(seconds))} left")
 
 
 class RateColumn(ProgressColumn):
@@ -170,17 +235,21 @@ def run(resource: str, fmt: str, output: Path, filters: dict[str, Any], resume: 
             require_pyarrow()
         if not output.parent.is_dir():
             raise ValueError(f"the folder {output.parent} does not exist")
-        client = make_client(base_url, key, app)
+        pace = Pace()
+        http = httpx.Client(timeout=DEFAULT_TIMEOUT, event_hooks={"response": [pace.observe]})
+        client = make_client(base_url, key, app, http)
         job = runner.Job(resource, fmt, chosen, str(client.config.app_id), output)
         label = "Exporting everything" if resource == "all" else f"Exporting {resource}"
         began: list[bool] = []  # whether the first page arrived (and the partial file was opened)
-        columns = (TextColumn("{task.description}"), BarColumn(), RowsColumn(), RateColumn(), TimeElapsedColumn())
+        fetch = runner.Fetcher()
+        columns = (TextColumn("{task.description}"), BarColumn(), RowsColumn(), RateColumn(), TimeElapsedColumn(),
+                   TimeLeftColumn(pace, fetch, page_size))
         try:
             # Transient: the bar disappears when done, leaving the summary (or the one Error line); off when
             # standard error is not a terminal (a log file gets the notes, not bar frames).
             console = stderr()
-            with client, Progress(*columns, console=console, transient=True,
-                                  disable=not console.is_terminal) as bar:
+            with http, client, Progress(*columns, console=console, transient=True,
+                                        disable=not console.is_terminal) as bar:
                 task = bar.add_task(label, total=None)
                 current = {"label": label}
 
@@ -208,6 +277,7 @@ def run(resource: str, fmt: str, output: Path, filters: dict[str, Any], resume: 
                     total=lambda total: bar.update(task, total=total),
                     stage=on_stage,
                     started=on_started,
+                    expected=lambda requests: setattr(pace, "expected", requests),
                 )
                 def count_down(seconds: float) -> None:
                     # The wait in one-second steps, so the bar shows the seconds left rather than a frozen line.
@@ -219,7 +289,7 @@ def run(resource: str, fmt: str, output: Path, filters: dict[str, Any], resume: 
                         sleep(step)
                         remaining -= step
 
-                fetch = runner.Fetcher(sleep=count_down, on_wait=on_wait)
+                fetch.sleep, fetch.on_wait = count_down, on_wait
                 rows = runner.run_export(client, job, resume=resume, page_size=page_size, fetch=fetch,
                                          progress=progress)
         except runner.ExportError:

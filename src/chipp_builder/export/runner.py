@@ -4,6 +4,7 @@ checkpoint (position, rows, bytes) after it, and give the file its final name on
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chipp_builder.client import Client, RateLimited
+from chipp_builder.client import ChippError, Client, RateLimited
 from chipp_builder.export import rows as R
 from chipp_builder.export.writers import CsvSink, JsonlSink, Sink, replace, require_pyarrow, spool_to_parquet
 
@@ -35,12 +36,15 @@ class Fetcher:
     sleep: Callable[[float], None] = time.sleep
     on_wait: Callable[[float | None], None] = lambda seconds: None
     waits: list[float] = field(default_factory=list)
+    requests: int = 0  # requests answered so far (429s not counted), for the time estimate
 
     def __call__(self, request: Callable[[], T]) -> T:
         """The request's result, retried after each 429's Retry-After (at most MAX_RATE_LIMIT_WAITS times)."""
         for _ in range(MAX_RATE_LIMIT_WAITS):
             try:
-                return request()
+                result = request()
+                self.requests += 1
+                return result
             except RateLimited as exc:
                 seconds = float(exc.retry_after or 1)
                 self.waits.append(seconds)
@@ -150,6 +154,32 @@ def walk_messages(fetch: Fetcher, client: Client, session_filters: Mapping[str, 
         sessions_cursor, index = next_sessions, 0
 
 
+SESSION_FILTERS = frozenset({"source", "consumer_id", "started_after", "started_before", "search"})
+
+
+def expected_requests(client: Client, fetch: Fetcher, resource: str, filters: Mapping[str, Any],
+                      page_size: int) -> int | None:
+    """About how many requests an export will make, where one request can tell: the app's session count
+    (analytics usage) for sessions, messages (one request per session) and `export all`; None when it cannot
+    (offset lists learn their total from their first page; session filters analytics does not take; a key
+    without analytics access)."""
+    if resource == "tags":
+        return 1
+    if resource not in ("sessions", "messages", "all"):
+        return None
+    session_filters = {k: v for k, v in filters.items() if k in SESSION_FILTERS}
+    if set(session_filters) - {"started_after", "started_before"}:
+        return None
+    try:
+        usage = fetch(lambda: client.analytics.usage(**session_filters, group_by="month"))
+    except ChippError:
+        return None
+    sessions = usage.summary.total_sessions
+    pages = max(1, math.ceil(sessions / page_size))
+    # `all`: consumers, tags, feedback, knowledge sources and memories take at least a page each.
+    return {"sessions": pages, "messages": sessions + pages, "all": sessions + 2 * pages + 5}[resource]
+
+
 def _flat(resource: str) -> Convert:
     return lambda item: [R.flat_row(resource, item)]
 
@@ -164,9 +194,9 @@ def resource_walk(client: Client, fetch: Fetcher, resource: str, filters: Mappin
     """The pages of one resource's export, as flat rows (CSV, Parquet) or API objects (JSON Lines)."""
     convert = _flat(resource) if flat else _raw
     if resource == "messages":
-        session_keys = {"source", "consumer_id", "started_after", "started_before", "search"}
-        session_filters = {k: v for k, v in filters.items() if k in session_keys}
-        message_filters = {"include": "tool_details", **{k: v for k, v in filters.items() if k not in session_keys}}
+        session_filters = {k: v for k, v in filters.items() if k in SESSION_FILTERS}
+        message_filters = {"include": "tool_details",
+                           **{k: v for k, v in filters.items() if k not in SESSION_FILTERS}}
         return walk_messages(fetch, client, session_filters, message_filters, page_size, convert, state)
     if resource == "sessions":
         return walk_cursor(fetch, client.sessions.list, filters, page_size, convert, state)
@@ -264,6 +294,8 @@ class Progress:
     # Once, when the first page has arrived and the partial file is opened: with the earlier partial export
     # this run replaces (its file and, when its checkpoint says, its rows), or None when it replaces nothing.
     started: Callable[[Earlier | None], None] = lambda replaced: None
+    # Before the walk of an export that starts from the beginning: about how many requests it will make.
+    expected: Callable[[int | None], None] = lambda requests: None
 
 
 @dataclass(frozen=True)
@@ -344,6 +376,8 @@ def run_export(client: Client, job: Job, *, resume: bool = False, page_size: int
         return open_sink(job, int(checkpoint["bytes"]) if checkpoint else 0)
 
     try:
+        if checkpoint is None:
+            progress.expected(expected_requests(client, fetch, job.resource, job.filters, page_size))
         if job.resource == "all":
             walk = all_walk(client, fetch, page_size, state, progress.stage)
         else:
