@@ -13,9 +13,9 @@ SESSIONS ?= 200
 .PHONY: demo test test-sqlite lint clean
 
 ## make demo: a fresh demo database (chipp-demo.db), served on http://$(HOST):$(PORT), with a key and a curl line
+# --fresh deletes chipp-demo.db only after checking the port: a busy port stops it before anything changes.
 demo: $(VENV)/.installed-server
-	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
-	$(BIN)/chipp-builder demo --database-url sqlite:///$(DEMO_DB) --sessions $(SESSIONS) \
+	$(BIN)/chipp-builder demo --fresh --database-url sqlite:///$(DEMO_DB) --sessions $(SESSIONS) \
 		--serve --host $(HOST) --port $(PORT)
 
 ## make test: the whole test suite. PostgreSQL and Redis cases use CHIPP_TEST_POSTGRES_URL / CHIPP_TEST_REDIS_URL,

@@ -121,6 +121,30 @@ def test_help_of_every_command_names_its_options(path: list[str]) -> None:
         assert sub in result.stdout
 
 
+@pytest.mark.parametrize("path", COMMAND_PATHS, ids=lambda p: " ".join(p) or "root")
+def test_help_shows_flags_as_flags_and_arguments_by_name(path: list[str]) -> None:
+    # Typer 0.29 printed `--debug <bool>` and `Usage: … {FILE}`; cli/help.py corrects both for every command.
+    shown = ok(CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})).stdout
+    assert "<bool>" not in shown
+    usage = next(line for line in shown.splitlines() if "Usage:" in line)
+    assert "{" not in usage and "}" not in usage, usage
+    assert re.search(r"--help\s+-h\s+Show this message", shown), shown
+
+
+def test_help_usage_and_flags_read_as_typed() -> None:
+    def help_of(*path: str) -> str:
+        return ok(CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})).stdout
+
+    assert re.search(r"--debug\s+Show the traceback", help_of())
+    assert re.search(r"Usage: chipp-builder import \[OPTIONS\] FILE\s", help_of("import"))
+    assert re.search(r"Usage: chipp-builder keys revoke \[OPTIONS\] KEY_ID\s", help_of("keys", "revoke"))
+    assert re.search(r"--resume\s+Continue an interrupted export", help_of("export", "sessions"))
+    assert re.search(r"--has-email\s+--no-email\s+Only consumers", help_of("export", "consumers"))
+    # A flag takes no value: the word after it is read as the command, as the help now suggests.
+    result = CliRunner().invoke(app, ["--debug", "true", "apps", "list"])
+    assert result.exit_code == 2 and "No such command 'true'" in result.output
+
+
 def test_local_commands_all_take_database_url() -> None:
     for path, command in _commands():
         if path and path[0] != "export" and not getattr(command, "commands", None):  # export is remote
@@ -400,7 +424,8 @@ def test_demo_prints_app_key_and_curl_and_the_key_works(cli: Cli, db_url: str) -
     raw_key = re.search(r"API key:\s+(\S+)", out).group(1)  # type: ignore[union-attr]
     assert KEY_RE.match(raw_key)
     base = f"http://127.0.0.1:8123/api/v1/apps/{app_id}"
-    assert f"Base URL: {base}" in out
+    assert re.search(r"^Server URL: http://127\.0\.0\.1:8123  \(for --base-url, CHIPP_BASE_URL", out, re.MULTILINE)
+    assert re.search(f"^App URL: +{re.escape(base)}  \\(for curl", out, re.MULTILINE), out
     assert f'curl -H "Authorization: Bearer {raw_key}" {base}/sessions' in out
     # SQLite keeps UUIDs as 32 hex digits.
     assert query(db_url, "SELECT count(*) FROM session WHERE app_id = ?", UUID(app_id).hex) == [(20,)]
@@ -408,6 +433,46 @@ def test_demo_prints_app_key_and_curl_and_the_key_works(cli: Cli, db_url: str) -
     assert query(db_url, "SELECT revoked_at FROM api_key WHERE key_hash = ?", digest) == [(None,)]
     (key,) = key_listing(cli, app_id)
     assert set(key["scopes"].values()) == {"read"}
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port this test process listens on, as another server would."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def test_demo_on_a_busy_port_stops_before_touching_the_database(cli: Cli, db_url: str, busy_port: int) -> None:
+    pytest.importorskip("chipp_builder.server.ingest.demo")
+    app_id = new_app(cli, "Kept")  # what `make demo` must not delete when the port is taken
+    result = cli("demo", "--fresh", "--sessions", "5", "--serve", "--port", str(busy_port))
+    message = failed(result)
+    assert message.startswith(f"Error: port {busy_port} on 127.0.0.1 is already in use by "), message
+    if Path("/proc/net/tcp").exists():
+        assert f"by process {os.getpid()} (" in message  # this test process holds it
+    assert re.search(r"or choose a free port: --port (\d+) \(make demo PORT=\1\)$", message.strip()), message
+    assert result.stdout == ""  # no key, no curl line for a server that will not start
+    assert query(db_url, "SELECT count(*) FROM app") == [(1,)]
+    assert [row["id"] for row in json.loads(ok(cli("apps", "list", "--json")).stdout)] == [app_id]
+
+
+def test_serve_on_a_busy_port_is_one_clear_line(cli: Cli, db_url: str, busy_port: int) -> None:
+    message = failed(cli("serve", "--port", str(busy_port)))
+    assert f"port {busy_port} on 127.0.0.1 is already in use" in message
+    assert not sqlite_path(db_url).exists()  # checked before the schema was created
+
+
+def test_demo_fresh_starts_from_an_empty_sqlite_database(cli: Cli, db_url: str) -> None:
+    pytest.importorskip("chipp_builder.server.ingest.demo")
+    new_app(cli, "Old")
+    result = ok(cli("demo", "--fresh", "--sessions", "3", "--seed", "4"))
+    app_id = re.search(r"App id:\s+(\S+)", result.stdout).group(1)  # type: ignore[union-attr]
+    assert [row["id"] for row in json.loads(ok(cli("apps", "list", "--json")).stdout)] == [app_id]
+    message = failed(CliRunner().invoke(app, ["demo", "--fresh", "--database-url",
+                                              "postgresql://nobody@127.0.0.1:1/none"]))
+    assert "--fresh deletes an SQLite database file" in message
 
 
 # --- the installed entry points -------------------------------------------------------------------------

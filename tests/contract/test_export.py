@@ -242,12 +242,74 @@ def test_parquet_without_pyarrow_is_a_clear_error(
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(("args", "shown"), [
+    (["sessions", "-o", "x.xlsx"], "cannot tell the format from 'x.xlsx'"),
+    (["sessions", "-o", "sessions"], "cannot tell the format from 'sessions'"),
+    (["all", "-o", "all.csv"], "export all writes JSON Lines"),
+    (["all", "-o", "all.parquet"], "export all writes JSON Lines"),
+    (["consumers", "-o", "c.csv", "--format", "jsonl"], "c.csv has the extension of csv but --format is jsonl"),
+])
+def test_an_output_extension_of_no_or_another_format_is_refused(
+    cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], shown: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = cli(*args)
+    assert result.exit_code == 1, result.stdout
+    assert result.stderr.startswith(f"Error: {shown}"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    if "tell the format" in shown:
+        assert ".csv (csv), .jsonl (jsonl), .ndjson (jsonl), .parquet (parquet)" in result.stderr
+    assert not list(tmp_path.iterdir())  # nothing written, not even a partial file
+
+
+def test_an_explicit_format_is_followed_and_said(cli: Callable[..., Result], served: Served, tmp_path: Path) -> None:
+    out = tmp_path / "consumers.txt"
+    result = ok(cli("consumers", "-o", str(out), "--format", "csv"))
+    assert "Writing csv to consumers.txt, as --format says" in result.stderr
+    assert len(read_rows(out, "csv")) == len(api_items(served.client(), "consumers"))
+    ndjson = tmp_path / "tags.ndjson"
+    result = ok(cli("tags", "-o", str(ndjson)))
+    assert result.stderr == "" and "(jsonl)" in result.stdout
+    assert read_rows(ndjson, "jsonl") == api_items(served.client(), "tags")
+
+
 def test_missing_connection_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("CHIPP_BASE_URL", "CHIPP_API_KEY", "CHIPP_APP_ID"):
         monkeypatch.delenv(name, raising=False)
     result = CliRunner().invoke(cli_app, ["export", "tags", "-o", str(tmp_path / "t.csv")])
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: No base URL") and "CHIPP_BASE_URL" in result.stderr
+    # In the command's words (its options), not the SDK's (base_url=).
+    assert result.stderr == ("Error: No base URL: pass --base-url or set the CHIPP_BASE_URL environment "
+                             "variable\n"), result.stderr
+    result = CliRunner().invoke(cli_app, ["export", "tags", "-o", str(tmp_path / "t.csv"),
+                                          "--base-url", "http://127.0.0.1:8000"])
+    assert result.stderr.startswith("Error: No API key: pass --key or set the CHIPP_API_KEY"), result.stderr
+    result = CliRunner().invoke(cli_app, ["export", "tags", "-o", str(tmp_path / "t.csv"),
+                                          "--base-url", "http://127.0.0.1:8000", "--key", "chipp_x", "--app", "X"])
+    assert result.stderr.startswith("Error: --app must be a UUID, got 'X'"), result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_app_url_as_base_url_gives_the_app(served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The URL `make demo` prints for curl works as --base-url: the server's root and the app come from it.
+    for name in ("CHIPP_BASE_URL", "CHIPP_API_KEY", "CHIPP_APP_ID"):
+        monkeypatch.delenv(name, raising=False)
+    def in_process(*args: Any, http_client: httpx.Client, **kwargs: Any) -> Client:
+        return Client(*args, **kwargs, transport=served.transport())
+
+    monkeypatch.setattr(export_cli, "Client", in_process)
+    app_url = f"http://testserver/api/v1/apps/{served.app_id}"
+    out = tmp_path / "t.jsonl"
+    ok(CliRunner().invoke(cli_app, ["export", "tags", "-o", str(out), "--base-url", app_url, "--key", served.key]))
+    assert read_rows(out, "jsonl") == api_items(served.client(), "tags")
+    other = "123e4567-e89b-12d3-a456-426614174000"
+    result = CliRunner().invoke(cli_app, ["export", "tags", "-o", str(tmp_path / "u.jsonl"), "--base-url", app_url,
+                                          "--key", served.key, "--app", other])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: --base-url is the URL of app {served.app_id}, but --app is '{other}'")
+    monkeypatch.setenv("CHIPP_BASE_URL", app_url + "/sessions")
+    result = CliRunner().invoke(cli_app, ["export", "tags", "-o", str(tmp_path / "u.jsonl"), "--key", served.key])
+    assert result.stderr.startswith("Error: CHIPP_BASE_URL must be the server's root"), result.stderr
 
 
 # --- interruption and --resume ---------------------------------------------------------------------------
@@ -310,13 +372,48 @@ def test_resume_refuses_another_exports_checkpoint(
     cli: Callable[..., Result], served: Served, tmp_path: Path
 ) -> None:
     out = tmp_path / "s.csv"
-    cli("sessions", "-o", str(out), "--page-size", PAGE, client=served.client(Interrupting(served.transport(), 2)))
+    # Request 1 asks analytics for the session count (the time estimate), 2 the first page, 3 is interrupted.
+    cli("sessions", "-o", str(out), "--page-size", PAGE, client=served.client(Interrupting(served.transport(), 3)))
     assert runner.checkpoint_path(out).exists()
     result = cli("sessions", "-o", str(out), "--source", "APP", "--resume")
     assert result.exit_code == 1
-    assert "belongs to another export" in result.stderr
-    ok(cli("sessions", "-o", str(out)))  # without --resume: starts over
+    # One line: the refusal, not first a note that "the export stopped" (it never started).
+    assert result.stderr.startswith("Error: ") and "belongs to another export" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "stopped" not in result.stderr
+    rows = json.loads(runner.checkpoint_path(out).read_text())["rows"]
+    started_over = ok(cli("sessions", "-o", str(out)))  # without --resume: starts over, and says so
+    assert (f"Starting over (no --resume): the earlier partial export s.csv.partial ({rows:,} rows) is replaced "
+            "by this run.") in started_over.stderr
     assert not runner.checkpoint_path(out).exists()
+
+
+def test_a_rerun_stopped_before_its_first_page_keeps_the_earlier_partial_export(
+    cli: Callable[..., Result], served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = tmp_path / "whole.jsonl"
+    ok(cli("messages", "-o", str(whole), "--page-size", PAGE))
+    out = tmp_path / "m.jsonl"
+    cli("messages", "-o", str(out), "--page-size", PAGE, client=served.client(Interrupting(served.transport(), 9)))
+    partial, checkpoint = runner.partial_path(out), runner.checkpoint_path(out)
+    kept = (partial.read_bytes(), checkpoint.read_text())
+    assert kept[0]
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt  # Ctrl+C during the rerun's first rate-limit wait
+
+    monkeypatch.setattr(export_cli, "sleep", interrupted)
+    rerun = cli("messages", "-o", str(out), "--page-size", PAGE,
+                client=served.client(RateLimiting(served.transport(), {1})))
+    assert rerun.exit_code == 130
+    assert (partial.read_bytes(), checkpoint.read_text()) == kept  # neither deleted nor cut short
+    assert ("The export stopped before its first page arrived, so the earlier partial export in m.jsonl.partial "
+            "and m.jsonl.checkpoint.json is untouched: run the same command with --resume") in rerun.stderr
+    assert "Starting over" not in rerun.stderr
+
+    monkeypatch.setattr(export_cli, "sleep", lambda seconds: None)
+    ok(cli("messages", "-o", str(out), "--page-size", PAGE, "--resume"))
+    assert out.read_bytes() == whole.read_bytes()
 
 
 def test_resume_without_a_checkpoint_starts_fresh(
@@ -515,3 +612,16 @@ def test_a_failure_before_the_first_page_leaves_nothing_behind(
     result = cli("messages", "-o", str(out), client=served.client(Interrupting(served.transport(), 1)))
     assert result.exit_code == 130
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_expected_request_count_matches_the_requests_made(served: Served, tmp_path: Path) -> None:
+    # What the progress bar's time estimate counts on: one request per session plus the sessions pages (and
+    # the one analytics request that counted the sessions).
+    expected: list[int | None] = []
+    fetch = runner.Fetcher()
+    job = runner.Job("messages", "jsonl", {}, str(served.app_id), tmp_path / "m.jsonl")
+    runner.run_export(served.client(), job, page_size=100, fetch=fetch,
+                      progress=runner.Progress(expected=expected.append))
+    sessions = len(list(served.client().sessions.list()))
+    assert expected == [sessions + 1]
+    assert fetch.requests == 1 + sessions + 1  # the count, the sessions page, one request per session

@@ -19,13 +19,16 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from chipp_builder.cli.ports import port_problem
 from chipp_builder.cli.support import (
     DatabaseUrlOption,
     display_host,
     fail,
     friendly_errors,
+    load_settings,
     open_database,
     parse_uuid,
+    redact,
     run_with_engine,
     stderr,
 )
@@ -44,6 +47,13 @@ PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port 
 def base_url(host: str, port: int) -> str:
     """The server's root URL as a user on this machine opens it."""
     return f"http://{display_host(host)}:{port}"
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Stop with one line, before any work (a demo database, a key), when the server could not listen."""
+    problem = port_problem(host, port)
+    if problem is not None:
+        fail(problem)
 
 
 def start_server(database_url: str, host: str, port: int, workers: int = 1, access_log: bool = True) -> None:
@@ -78,6 +88,7 @@ def serve(
     ] = True,
 ) -> None:
     """Run the API server, after creating or migrating the database's schema."""
+    require_free_port(host, port)
     with friendly_errors():
         settings = open_database(database_url)
     start_server(settings.database_url, host, port, workers, access_log)
@@ -159,6 +170,18 @@ def _import_counts(report: ImportReport) -> list[str]:
     return lines
 
 
+def delete_sqlite_database(database_url: str) -> None:
+    """Delete an SQLite database file and its WAL and shared-memory files (`demo --fresh`)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    path = url.database or ""
+    if url.get_backend_name() != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+        fail(f"--fresh deletes an SQLite database file, and {redact(database_url)} is not one")
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(path + suffix).unlink(missing_ok=True)
+
+
 def demo(
     sessions: Annotated[
         int, typer.Option("--sessions", min=1, help="How many sessions to make (the rest scales with it).")
@@ -171,13 +194,22 @@ def demo(
     ] = False,
     host: HostOption = "127.0.0.1",
     port: PortOption = 8000,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="First delete the SQLite database file, so the demo app is its only "
+                           "app (what make demo does; after the port check, so a busy port deletes nothing).")
+    ] = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Fill the database with a realistic demo app, create a read key, and print how to query it."""
+    if and_serve:
+        # Before anything is written: a busy port must not cost a database, nor print a key for another server.
+        require_free_port(host, port)
     with friendly_errors():
         from chipp_builder.server.ingest.demo import generate_demo
         from chipp_builder.server.resources.apps.queries import create_key
 
+        if fresh:
+            delete_sqlite_database(load_settings(database_url).database_url)
         settings = open_database(database_url)
         with _progress(MofNCompleteColumn()) as progress:
             task = progress.add_task("Generating demo sessions", total=sessions)
@@ -192,10 +224,14 @@ def demo(
 
             app_id, key = run_with_engine(settings, work)
             progress.update(task, completed=sessions)
-    app_url = f"{base_url(host, port)}/api/v1/apps/{app_id}"
-    typer.echo(f"App id:   {app_id}")
-    typer.echo(f"API key:  {key['rawKey']}  (read access to everything; shown only now)")
-    typer.echo(f"Base URL: {app_url}")
+    server_url = base_url(host, port)
+    app_url = f"{server_url}/api/v1/apps/{app_id}"
+    # Two URLs, named for where they go: the SDK and `export` want the server's root (and the app id), curl
+    # wants the app's URL. Calling both "base URL" sent the app URL to --base-url and got "Not found".
+    typer.echo(f"App id:     {app_id}")
+    typer.echo(f"API key:    {key['rawKey']}  (read access to everything; shown only now)")
+    typer.echo(f"Server URL: {server_url}  (for --base-url, CHIPP_BASE_URL and Client(base_url=))")
+    typer.echo(f"App URL:    {app_url}  (for curl; --base-url takes it too)")
     typer.echo("Try:")
     typer.echo(f'  curl -H "Authorization: Bearer {key["rawKey"]}" {app_url}/sessions')
     if and_serve:

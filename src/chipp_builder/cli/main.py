@@ -8,9 +8,10 @@ import typer
 
 from chipp_builder import __version__
 from chipp_builder.cli import export, local, manage
+from chipp_builder.cli.help import App
 from chipp_builder.cli.support import state
 
-app = typer.Typer(
+app = App(
     name="chipp-builder",
     no_args_is_help=True,
     add_completion=False,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from chipp_builder.cli.help import App
 from chipp_builder.cli.support import (
     DatabaseUrlOption,
     JsonOption,
@@ -21,9 +22,9 @@ from chipp_builder.cli.support import (
     table,
 )
 
-db_app = typer.Typer(help="Manage the database's schema.", no_args_is_help=True)
-apps_app = typer.Typer(help="Create and list apps (each has its own data and keys).", no_args_is_help=True)
-keys_app = typer.Typer(help="Create, list and revoke an app's API keys.", no_args_is_help=True)
+db_app = App(help="Manage the database's schema.", no_args_is_help=True)
+apps_app = App(help="Create and list apps (each has its own data and keys).", no_args_is_help=True)
+keys_app = App(help="Create, list and revoke an app's API keys.", no_args_is_help=True)
 
 AppOption = Annotated[
     str, typer.Option("--app", metavar="APP_ID", show_default=False, help="The app's id (a UUID).")

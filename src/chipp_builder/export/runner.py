@@ -4,6 +4,7 @@ checkpoint (position, rows, bytes) after it, and give the file its final name on
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chipp_builder.client import Client, RateLimited
+from chipp_builder.client import ChippError, Client, RateLimited
 from chipp_builder.export import rows as R
 from chipp_builder.export.writers import CsvSink, JsonlSink, Sink, replace, require_pyarrow, spool_to_parquet
 
@@ -35,12 +36,15 @@ class Fetcher:
     sleep: Callable[[float], None] = time.sleep
     on_wait: Callable[[float | None], None] = lambda seconds: None
     waits: list[float] = field(default_factory=list)
+    requests: int = 0  # requests answered so far (429s not counted), for the time estimate
 
     def __call__(self, request: Callable[[], T]) -> T:
         """The request's result, retried after each 429's Retry-After (at most MAX_RATE_LIMIT_WAITS times)."""
         for _ in range(MAX_RATE_LIMIT_WAITS):
             try:
-                return request()
+                result = request()
+                self.requests += 1
+                return result
             except RateLimited as exc:
                 seconds = float(exc.retry_after or 1)
                 self.waits.append(seconds)
@@ -150,6 +154,32 @@ def walk_messages(fetch: Fetcher, client: Client, session_filters: Mapping[str, 
         sessions_cursor, index = next_sessions, 0
 
 
+SESSION_FILTERS = frozenset({"source", "consumer_id", "started_after", "started_before", "search"})
+
+
+def expected_requests(client: Client, fetch: Fetcher, resource: str, filters: Mapping[str, Any],
+                      page_size: int) -> int | None:
+    """About how many requests an export will make, where one request can tell: the app's session count
+    (analytics usage) for sessions, messages (one request per session) and `export all`; None when it cannot
+    (offset lists learn their total from their first page; session filters analytics does not take; a key
+    without analytics access)."""
+    if resource == "tags":
+        return 1
+    if resource not in ("sessions", "messages", "all"):
+        return None
+    session_filters = {k: v for k, v in filters.items() if k in SESSION_FILTERS}
+    if set(session_filters) - {"started_after", "started_before"}:
+        return None
+    try:
+        usage = fetch(lambda: client.analytics.usage(**session_filters, group_by="month"))
+    except ChippError:
+        return None
+    sessions = usage.summary.total_sessions
+    pages = max(1, math.ceil(sessions / page_size))
+    # `all`: consumers, tags, feedback, knowledge sources and memories take at least a page each.
+    return {"sessions": pages, "messages": sessions + pages, "all": sessions + 2 * pages + 5}[resource]
+
+
 def _flat(resource: str) -> Convert:
     return lambda item: [R.flat_row(resource, item)]
 
@@ -164,9 +194,9 @@ def resource_walk(client: Client, fetch: Fetcher, resource: str, filters: Mappin
     """The pages of one resource's export, as flat rows (CSV, Parquet) or API objects (JSON Lines)."""
     convert = _flat(resource) if flat else _raw
     if resource == "messages":
-        session_keys = {"source", "consumer_id", "started_after", "started_before", "search"}
-        session_filters = {k: v for k, v in filters.items() if k in session_keys}
-        message_filters = {"include": "tool_details", **{k: v for k, v in filters.items() if k not in session_keys}}
+        session_filters = {k: v for k, v in filters.items() if k in SESSION_FILTERS}
+        message_filters = {"include": "tool_details",
+                           **{k: v for k, v in filters.items() if k not in SESSION_FILTERS}}
         return walk_messages(fetch, client, session_filters, message_filters, page_size, convert, state)
     if resource == "sessions":
         return walk_cursor(fetch, client.sessions.list, filters, page_size, convert, state)
@@ -261,6 +291,32 @@ class Progress:
     rows: Callable[[int], None] = lambda rows: None
     total: Callable[[int | None], None] = lambda total: None
     stage: Callable[[str], None] = lambda stage: None
+    # Once, when the first page has arrived and the partial file is opened: with the earlier partial export
+    # this run replaces (its file and, when its checkpoint says, its rows), or None when it replaces nothing.
+    started: Callable[[Earlier | None], None] = lambda replaced: None
+    # Before the walk of an export that starts from the beginning: about how many requests it will make.
+    expected: Callable[[int | None], None] = lambda requests: None
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """A partial export left by an earlier run, which a run without --resume replaces."""
+
+    path: Path
+    rows: int | None
+
+
+def earlier_partial(job: Job) -> Earlier | None:
+    """The partial export an earlier run of this output left (its partial file, spool or checkpoint), if any."""
+    data = spool_path(job.output) if job.format == "parquet" else partial_path(job.output)
+    paths = (checkpoint_path(job.output), partial_path(job.output), spool_path(job.output))
+    if not any(path.exists() for path in paths):
+        return None
+    try:
+        rows: int | None = int(json.loads(checkpoint_path(job.output).read_text())["rows"])
+    except (OSError, ValueError, KeyError, TypeError):
+        rows = None
+    return Earlier(data if data.exists() else partial_path(job.output), rows)
 
 
 def load_checkpoint(job: Job) -> dict[str, Any] | None:
@@ -298,20 +354,32 @@ def run_export(client: Client, job: Job, *, resume: bool = False, page_size: int
     after every page the checkpoint FILE.checkpoint.json records the position, the row count and the file's
     size. --resume truncates the partial file to that size (dropping rows of a page whose checkpoint was
     never written) and continues from the position, so no row is written twice or skipped. The final name
-    appears only when everything is written, by an atomic rename.
+    appears only when everything is written, by an atomic rename. Without a checkpoint to continue, an
+    earlier partial export is replaced only when the first page has arrived (`progress.started` says so).
     """
     fetch = fetch or Fetcher()
     progress = progress or Progress()
     if job.format == "parquet":
         require_pyarrow()
     checkpoint = load_checkpoint(job) if resume else None
-    if not resume:
-        checkpoint_path(job.output).unlink(missing_ok=True)
+    # Without a checkpoint to continue, an earlier partial export is replaced, but only once this run's first
+    # page has arrived: interrupted before that (say in its first rate-limit wait), it leaves the earlier
+    # partial file and checkpoint as they were, so --resume can still continue them.
+    earlier = earlier_partial(job) if checkpoint is None else None
     rows = int(checkpoint["rows"]) if checkpoint else 0
     state: State | None = checkpoint["state"] if checkpoint else None
     progress.rows(rows)
-    sink = open_sink(job, int(checkpoint["bytes"]) if checkpoint else 0)
+    sink: Sink | None = None
+
+    def start() -> Sink:
+        if checkpoint is None:
+            checkpoint_path(job.output).unlink(missing_ok=True)
+        progress.started(earlier)
+        return open_sink(job, int(checkpoint["bytes"]) if checkpoint else 0)
+
     try:
+        if checkpoint is None:
+            progress.expected(expected_requests(client, fetch, job.resource, job.filters, page_size))
         if job.resource == "all":
             walk = all_walk(client, fetch, page_size, state, progress.stage)
         else:
@@ -320,6 +388,7 @@ def run_export(client: Client, job: Job, *, resume: bool = False, page_size: int
         # A checkpoint of a finished walk (the crash came while converting or renaming): nothing to fetch.
         finished = bool(state and state.get("done"))
         for batch, after in () if finished else walk:
+            sink = sink or start()
             sink.write(batch)
             size = sink.flush()
             rows += len(batch)
@@ -327,12 +396,14 @@ def run_export(client: Client, job: Job, *, resume: bool = False, page_size: int
                 "version": CHECKPOINT_VERSION, "job": job.identity(), "state": after, "rows": rows, "bytes": size,
             })
             progress.rows(rows)
+        sink = sink or start()
     except BaseException:
-        sink.close()
-        if not checkpoint_path(job.output).exists():
-            # Nothing was checkpointed, so nothing can be resumed: leave no partial file behind.
-            partial_path(job.output).unlink(missing_ok=True)
-            spool_path(job.output).unlink(missing_ok=True)
+        if sink is not None:
+            sink.close()
+            if not checkpoint_path(job.output).exists():
+                # Nothing was checkpointed, so nothing can be resumed: leave no partial file behind.
+                partial_path(job.output).unlink(missing_ok=True)
+                spool_path(job.output).unlink(missing_ok=True)
         raise
     sink.close()
     if job.format == "parquet":
