@@ -122,7 +122,7 @@ class Server:
     ready_path: str = "/"  # a cheap path that answers once the server is up
     process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 120.0) -> Server:
+    def start(self, timeout: float = 300.0) -> Server:
         """Start the process and wait until it answers HTTP."""
         with socket.socket() as probe:
             # A server left over from an interrupted run would answer in this one's place.
@@ -148,6 +148,8 @@ class Server:
                 return self  # any HTTP answer (ours: 404) means it is up
             except OSError:
                 time.sleep(0.2)
+        # Stop it, or it would hold the port (and a core) through the rest of the run.
+        self.stop()
         raise RuntimeError(f"{self.name} did not start in {timeout}s: see {self.log_path}")
 
     def pids(self) -> list[int]:
