@@ -13,22 +13,22 @@ import orjson
 from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 
 from chipp_builder.errors import InvalidRequest
-from chipp_builder.server.db.fastread import Reader, Statements
+from chipp_builder.server.db.fastread import CursorRows, Reader, ReadQuery, timestamp_key
 from chipp_builder.server.ingest.derived import read_counter
 
 INVALID_CURSOR = "Invalid cursor"
 
 
-def encode_cursor(row_id: str, at: datetime | str, kind: str) -> str:
-    """An opaque cursor: base64url of `{"id", "at", "k"}`: the last row's id, its sort time and the list kind.
-
-    `at` is a datetime or, from the read fast path (db/fastread.py), its wire string `…Z`.
-    """
-    if isinstance(at, str):
-        at = datetime.fromisoformat(at)
-    stamp = at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
-    raw = orjson.dumps({"id": row_id, "at": stamp, "k": kind})  # compact, as json.dumps(separators=(",", ":"))
+def cursor_token(row_id: str, at: str, kind: str) -> str:
+    """An opaque cursor: base64url of `{"id", "at", "k"}`: the last row's id, its sort time as a sort key's
+    text (fastread.timestamp_key: naive UTC, six fraction digits) and the list kind."""
+    raw = orjson.dumps({"id": row_id, "at": at, "k": kind})  # compact, as json.dumps(separators=(",", ":"))
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def encode_cursor(row_id: str, at: datetime, kind: str) -> str:
+    """The cursor of a row given its sort time as a datetime."""
+    return cursor_token(row_id, timestamp_key(at), kind)
 
 
 def decode_cursor(cursor: str, kind: str) -> tuple[str, datetime]:
@@ -68,17 +68,15 @@ def keyset_after(
     return query.where(predicate)
 
 
-def cursor_page(
-    rows: Sequence[dict[str, Any]], limit: int, kind: str, at_field: str
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Split `limit + 1` fetched rows into the page and its pagination block."""
+def cursor_page(rows: CursorRows, limit: int, kind: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Split `limit + 1` fetched rows (of a ReadQuery declaring its `cursor` columns: id, then sort time) into
+    the page and its pagination block."""
     has_more = len(rows) > limit
-    data = list(rows[:limit])
     next_cursor = None
     if has_more:
-        last = data[-1]
-        next_cursor = encode_cursor(str(last["id"]), last[at_field], kind)
-    return data, {"has_more": has_more, "next_cursor": next_cursor, "limit": limit}
+        row_id, at = rows.key_of(limit - 1)
+        next_cursor = cursor_token(row_id, at, kind)
+    return rows[:limit], {"has_more": has_more, "next_cursor": next_cursor, "limit": limit}
 
 
 def offset_pagination(total: int, limit: int, offset: int, returned: int) -> dict[str, Any]:
@@ -106,9 +104,9 @@ class OffsetList:
     ) -> None:
         self.table, self.columns, self.order_by = table, tuple(columns), tuple(order_by)
         self.filters, self.counter, self.select_from = filters, counter, select_from
-        self._statements: dict[tuple[str, ...], tuple[Statements, Statements]] = {}
+        self._statements: dict[tuple[str, ...], tuple[ReadQuery, ReadQuery]] = {}
 
-    def statements(self, active: tuple[str, ...]) -> tuple[Statements, Statements]:
+    def statements(self, active: tuple[str, ...]) -> tuple[ReadQuery, ReadQuery]:
         """The page and count statements for these filters."""
         found = self._statements.get(active)
         if found is None:
@@ -128,7 +126,7 @@ class OffsetList:
                 on_page = and_(self.table.c.app_id == keys.c.app_id, self.table.c.id == keys.c.id)
                 page = select(*self.columns).select_from(self.select_from.join(keys, on_page)).order_by(*self.order_by)
             count = select(func.count().label("total")).select_from(self.table).where(*conditions)
-            found = self._statements[active] = (Statements(page), Statements(count))
+            found = self._statements[active] = (ReadQuery(page), ReadQuery(count))
         return found
 
     async def fetch(

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.server.db.days import utc_day
-from chipp_builder.server.db.fastread import Reader, Statements
+from chipp_builder.server.db.fastread import Reader, ReadQuery
 from chipp_builder.server.db.tables import (
     app_counter,
     consumer,
@@ -158,11 +158,11 @@ async def row_count(db: AsyncConnection, app_id: UUID, resource: str) -> int:
 
 
 # The same read on the read fast path (db/fastread.py), for the routes.
-_COUNTER = Statements(
+_COUNTER = ReadQuery(
     select(app_counter.c.row_count).where(
         app_counter.c.app_id == bindparam("app_id"), app_counter.c.resource == bindparam("resource")
     ),
-    inline=True,
+    on_loop=True,
 )
 
 

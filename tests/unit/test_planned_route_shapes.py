@@ -1,4 +1,4 @@
-"""Which routes LeanRoute plans (server/routing.py), and that a plan never skips what FastAPI would run: an
+"""Which routes PlannedRoute plans (server/routing.py), and that a plan never skips what FastAPI would run: an
 including router's dependencies, validation errors in FastAPI's own form."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from chipp_builder.server.routing import LeanRoute
+from chipp_builder.server.routing import PlannedRoute
 
 calls: list[str] = []
 
@@ -32,7 +32,7 @@ async def session() -> AsyncIterator[str]:
 
 
 def _router() -> APIRouter:
-    router = APIRouter(route_class=LeanRoute)
+    router = APIRouter(route_class=PlannedRoute)
 
     @router.get("/items/{item_id}")
     async def item(
@@ -71,7 +71,7 @@ async def _get(app: FastAPI, path: str, **kwargs: object) -> httpx.Response:
 
 def test_only_simple_shapes_are_planned() -> None:
     router = _router()
-    planned = {r.path: r.planned for r in router.routes if isinstance(r, LeanRoute)}
+    planned = {r.path: r.planned for r in router.routes if isinstance(r, PlannedRoute)}
     assert planned == {
         "/items/{item_id}": True,
         "/listed": False,  # a sequence parameter
