@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -33,9 +34,12 @@ from chipp_builder.server.db.migrate import upgrade_async
 from chipp_builder.server.db.tables import consumer, feedback, message, session
 from chipp_builder.server.ingest.demo import generate_demo
 from chipp_builder.server.ingest.derived import row_count
-from chipp_builder.server.resources.analytics import queries as raw
 from chipp_builder.server.resources.analytics import rollups
 from chipp_builder.server.resources.analytics.buckets import bucket_range, sum_into_buckets
+
+# The raw-row analytics oracle lives with the tests (tests/oracles/): importable from the checkout's root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.oracles import analytics as raw  # noqa: E402
 
 
 async def _p50(function: Callable[[], Awaitable[Any]], repetitions: int) -> float:

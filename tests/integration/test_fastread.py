@@ -1,4 +1,4 @@
-"""The read fast path (db/fastread.py): the same values as the engine path, a life that follows the engine's,
+"""The reader (db/fastread.py): the same values as the engine path, a life that follows the engine's,
 and database errors answered like the engine path's."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import orjson
 import pytest
 from sqlalchemy import bindparam, select
 
-from chipp_builder.server.db.fastread import Statements, compile_read
+from chipp_builder.server.db.fastread import ReadQuery, compile_read
 from chipp_builder.server.db.tables import message, session
 from chipp_builder.server.responses import dumps
 from tests.factories import get, make_app, message_record, new_id, session_record
@@ -34,7 +34,7 @@ async def _app_with_one_session(server: Any, started: str = "2025-06-01T10:00:00
 async def test_rows_have_the_wire_values_the_engine_path_renders(server) -> None:
     app, _ = await _app_with_one_session(server)
     query = select(*SESSION_COLUMNS).where(session.c.app_id == bindparam("app_id"))
-    fast = await server.state.reader.fetch(Statements(query), app_id=app.id)
+    fast = await server.state.reader.fetch(ReadQuery(query), app_id=app.id)
     async with server.state.engine.connect() as db:
         slow = [dict(row) for row in (await db.execute(query, {"app_id": app.id})).mappings()]
     # Rendered, the two are the same bytes: UUIDs as strings, timestamps with Z and only a non-zero fraction.
@@ -45,7 +45,7 @@ async def test_rows_have_the_wire_values_the_engine_path_renders(server) -> None
 async def test_python_values_come_back_as_the_engine_gives_them(server) -> None:
     app, sid = await _app_with_one_session(server, started="2025-06-01T10:00:00Z")
     query = select(*SESSION_COLUMNS).where(session.c.app_id == bindparam("app_id"))
-    rows = await server.state.reader.fetch(Statements(query, wire=False), app_id=app.id)
+    rows = await server.state.reader.fetch(ReadQuery(query, wire=False), app_id=app.id)
     assert str(rows[0]["id"]) == sid
     assert rows[0]["started_at"] == datetime(2025, 6, 1, 10, tzinfo=UTC)
     assert rows[0]["is_bookmarked"] is False
@@ -56,7 +56,7 @@ async def test_an_expanding_list_is_spliced_in_last(server) -> None:
     query = select(message.c.id).where(
         message.c.app_id == bindparam("app_id"), message.c.id.in_(bindparam("ids", expanding=True))
     )
-    statement = Statements(query)
+    statement = ReadQuery(query)
     assert await server.state.reader.fetch(statement, app_id=app.id, ids=["m1", "nope"]) == [{"id": "m1"}]
     assert await server.state.reader.fetch(statement, app_id=app.id, ids=["nope"]) == []
 

@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from chipp_builder.server.db.tables import consumer, daily_consumer, daily_message, daily_session, session
 from chipp_builder.server.ingest.demo import generate_demo
 from chipp_builder.server.ingest.derived import ACTIVE_CONSUMERS, COUNTED, recompute_activity, recount, row_count
-from chipp_builder.server.resources.analytics import queries as raw
 from chipp_builder.server.resources.analytics import rollups
 from chipp_builder.server.resources.analytics.buckets import bucket_range, sum_into_buckets
 from tests.factories import (
@@ -29,6 +28,7 @@ from tests.factories import (
     new_id,
     session_record,
 )
+from tests.oracles import analytics as raw
 
 BASE = datetime(2025, 6, 1, tzinfo=UTC)
 MODELS = ["gpt-4o", "claude-3", "", None]
@@ -84,7 +84,7 @@ async def _assert_rollups_match_raw(server: Any, app_id: UUID, rng: random.Rando
             if after is not None and before is not None and before < after:
                 after, before = before, after
             want = await raw.usage_by_day(db, app_id, after, before)
-            reader = server.state.reader  # the route's road: the read fast path
+            reader = server.state.reader  # the routes' road
             got = await rollups.usage_by_day(reader, app_id, after, before)
             assert got == want, (after, before)
             want_tokens = _by_day_model(await raw.tokens_by_day_and_model(db, app_id, after, before))

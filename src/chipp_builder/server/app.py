@@ -25,6 +25,7 @@ from chipp_builder.errors import (
     RateLimited,
     ServiceUnavailable,
 )
+from chipp_builder.server.compat import build_included_routes
 from chipp_builder.server.config import Settings
 from chipp_builder.server.db.engine import DRIVER_ERRORS, is_disk_full, is_unavailable, make_engine
 from chipp_builder.server.db.fastread import make_reader
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limiter = RateLimiter(make_counter(settings), settings.rate_limit)
     for router in ROUTERS:
         app.include_router(router)
+    build_included_routes(app.router.routes)  # an app GET route that cannot be planned fails here
     _install_error_handlers(app)
     install_openapi(app)
     # Inside QueryAndHeaders, so a 413 carries the same security headers as every other response.

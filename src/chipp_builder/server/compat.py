@@ -32,16 +32,19 @@ try:
     # route: the route as included, whose dependant carries the including router's dependencies. Without it
     # a plan would see only the route's own dependencies and skip the including router's (auth).
     _EFFECTIVE_ROUTE_CONTEXT = _fastapi_routing._effective_route_context_var
+    # The route FastAPI puts in an app's routes for each include_router(), building its routes' handlers lazily.
+    _INCLUDED_ROUTER = _fastapi_routing._IncludedRouter
 except AttributeError as error:  # pragma: no cover - only with an unsupported FastAPI
     raise ImportError(
-        "this FastAPI has no routing._effective_route_context_var: the planned handler (server/routing.py) "
-        "cannot see an including router's dependencies; pin fastapi to a version in pyproject.toml"
+        f"this FastAPI lacks {error.name}: the planned handler (server/routing.py) cannot see an including "
+        "router's dependencies; use a fastapi version within pyproject.toml's bounds"
     ) from error
 
 __all__ = [
     "Dependant",
     "ModelField",
     "bind_processors",
+    "build_included_routes",
     "effective_route",
     "expanding_placeholder",
     "parameter_validator",
@@ -62,6 +65,18 @@ def effective_route(route: Any) -> Any:
     if not hasattr(context, "original_route"):
         raise RuntimeError("FastAPI's effective route context has no original_route: update server/compat.py")
     return context if context.original_route is route else route
+
+
+def build_included_routes(routes: Any) -> None:
+    """Build now the handlers FastAPI builds on the first request through an included router (its private
+    `_IncludedRouter.effective_candidates()`, which caches them), so that a GET route the plan cannot serve is
+    an error when the app is created, not a 500 on its first request, and the first request pays nothing.
+
+    If FastAPI renames it, this raises when the app is created (AttributeError): nothing is silently skipped.
+    """
+    for route in routes:
+        if isinstance(route, _INCLUDED_ROUTER):
+            build_included_routes(route.effective_candidates())
 
 
 def route_dependant(route: Any) -> Dependant | None:

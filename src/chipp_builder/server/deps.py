@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.errors import ChippError, InvalidRequest, RateLimited
 from chipp_builder.server.auth import KeyIdentity, check_app, lookup_key, presented_key
-from chipp_builder.server.db.fastread import Reader
 from chipp_builder.server.compat import route_dependant
+from chipp_builder.server.db.fastread import Reader
 from chipp_builder.server.params import message_for
 
 

@@ -14,9 +14,9 @@ the very `ModelField` FastAPI built for it, errors are raised as the same `Reque
 outside this shape (a header parameter, a plain `def` or generator dependency, a sequence parameter) is an
 error when the route is built (`UnplannableRoute`), so an app GET route can never slip back to the slow solver
 unnoticed; any other route (a body, a write) keeps FastAPI's handler, and so does every request while
-`app.dependency_overrides` is in use (tests). FastAPI's internals used here are reached through compat.py. What a plan leaves out is what
-these routes do not use: background tasks, the `Response` parameter, security scopes, and FastAPI's own
-telemetry hooks around the endpoint.
+`app.dependency_overrides` is in use (tests). FastAPI's internals used here are reached through compat.py.
+What a plan leaves out is what these routes do not use: background tasks, the `Response` parameter, security
+scopes, and FastAPI's own telemetry hooks around the endpoint.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ _MISSING = object()
 class _Dependency:
     """One `Depends(...)` to await: its function, the parameter it fills, and its own dependencies."""
 
-    name: str
+    name: str | None  # None for a router's or route's `dependencies=[...]`: awaited, its value unused
     call: Callable[..., Awaitable[Any]]
     request_param: str | None
     needs: tuple[_Dependency, ...]
@@ -56,7 +56,7 @@ class _Dependency:
         """Await the dependency once per request (when cached), after the ones it needs."""
         if self.cached and self.call in cache:
             return cache[self.call]
-        arguments = {need.name: await need.solve(request, cache) for need in self.needs}
+        arguments: dict[Any, Any] = {need.name: await need.solve(request, cache) for need in self.needs}
         if self.request_param is not None:
             arguments[self.request_param] = request
         value = await self.call(**arguments)
@@ -125,11 +125,9 @@ def _dependency(dependant: Dependant) -> _Dependency:
     reason = _not_plain_async(dependant, f"the dependency {name}")
     if reason is None and (dependant.path_params or dependant.query_params):
         reason = f"the dependency {name} takes path or query parameters"
-    if reason is None and dependant.name is None:
-        reason = "a dependency without a parameter name (dependencies=[...])"
     if reason is not None:
         raise UnplannableRoute(reason)
-    assert dependant.call is not None and dependant.name is not None
+    assert dependant.call is not None
     return _Dependency(
         name=dependant.name, call=dependant.call, request_param=dependant.request_param_name,
         needs=tuple(_dependency(sub) for sub in dependant.dependencies), cached=dependant.use_cache,
@@ -167,7 +165,9 @@ class _Plan:
         cache: dict[Any, Any] = {}
         values: dict[str, Any] = {}
         for dependency in self.dependencies:
-            values[dependency.name] = await dependency.solve(request, cache)
+            value = await dependency.solve(request, cache)
+            if dependency.name is not None:
+                values[dependency.name] = value
         errors: list[Any] = []
         for parameters, received in ((self.path, request.path_params), (self.query, request.query_params)):
             for parameter in parameters:

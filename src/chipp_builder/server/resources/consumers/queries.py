@@ -62,7 +62,9 @@ async def list_consumers(
 
 
 _CONSUMER_BY_ID = ReadQuery(
-    select(*CONSUMER_COLUMNS).where(consumer.c.id == bindparam("consumer_id"), consumer.c.app_id == bindparam("app_id")),
+    select(*CONSUMER_COLUMNS).where(
+        consumer.c.id == bindparam("consumer_id"), consumer.c.app_id == bindparam("app_id")
+    ),
     on_loop=True,  # by primary key
 )
 

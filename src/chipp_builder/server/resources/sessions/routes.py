@@ -58,7 +58,9 @@ async def list_sessions(
 
 
 @router.get("/sessions/{session_id}", response_model=SessionEnvelope)
-async def get_session(app_id: AppIdPath, session_id: SessionIdPath, key: SessionsReadKey, reader: ReaderDep) -> Response:
+async def get_session(
+    app_id: AppIdPath, session_id: SessionIdPath, key: SessionsReadKey, reader: ReaderDep
+) -> Response:
     """Get one session."""
     sid = as_uuid_or_none(session_id)
     found = None if sid is None else await queries.get_session(reader, key.app_id, sid)
