@@ -85,7 +85,7 @@ def offset_pagination(total: int, limit: int, offset: int, returned: int) -> dic
 
 
 class OffsetList:
-    """An offset list on the read fast path (db/fastread.py): a page and a count statement compiled once per
+    """An offset list read through the reader (db/fastread.py): a page and a count query compiled once per
     combination of filters, and the exact unfiltered total read from the app's row counter.
 
     `filters` maps each filter's name to a function building its condition with bindparams (named after the

@@ -1,7 +1,7 @@
 """SQL for analytics from the daily rollups: whole UTC days from the rollup tables, the partial first and last
 day of a range from the raw rows, so answers stay exact and cost follows days, not messages.
 
-Read through the fast path (db/fastread.py): every statement is compiled once per combination of bounds.
+Read through the reader (db/fastread.py): every query is compiled once per combination of bounds.
 """
 
 from __future__ import annotations
