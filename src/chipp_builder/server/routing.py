@@ -111,8 +111,8 @@ def _not_plain_async(dependant: Dependant, name: str) -> str | None:
         "Response": dependant.response_param_name, "BackgroundTasks": dependant.background_tasks_param_name,
         "SecurityScopes": dependant.security_scopes_param_name,
     }
-    for kind, present in specials.items():
-        if present is not None:
+    for kind, special in specials.items():
+        if special is not None:
             return f"{name} takes a {kind} parameter"
     if getattr(dependant, "scope", None) not in (None, "function", "request"):
         return f"{name} has dependency scope {dependant.scope!r}"
@@ -239,7 +239,7 @@ class PlannedRoute(fastapi_routing.APIRoute):
             plan = plan_for(dependant)
         except UnplannableRoute as error:
             self.planned = False
-            if "GET" in self.methods:
+            if "GET" in (self.methods or ()):
                 raise UnplannableRoute(f"GET {route.path} cannot take the planned handler: {error}") from None
             return general
         # What the handler serves through: the tests hold every app GET route to being planned.

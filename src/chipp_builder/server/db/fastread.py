@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -212,10 +212,9 @@ class CompiledRead:
 
     def convert(self, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         """Rows in their wire shape; for a cursor query, a CursorRows that can also give a row's cursor key."""
-        records = list(map(self.make_record, rows))
         if self.make_key is None:
-            return records
-        return CursorRows(records, rows, self.make_key)
+            return list(map(self.make_record, rows))
+        return CursorRows(map(self.make_record, rows), rows, self.make_key)
 
 
 class CursorRows(list[dict[str, Any]]):
@@ -225,7 +224,7 @@ class CursorRows(list[dict[str, Any]]):
     __slots__ = ("_driver_rows", "_make_key")
 
     def __init__(
-        self, records: list[dict[str, Any]], driver_rows: Sequence[Sequence[Any]],
+        self, records: Iterable[dict[str, Any]], driver_rows: Sequence[Sequence[Any]],
         make_key: Callable[[Sequence[Any]], tuple[str, ...]],
     ) -> None:
         super().__init__(records)

@@ -75,6 +75,12 @@ async def get_consumer(reader: Reader, app_id: UUID, consumer_id: UUID) -> dict[
     return rows[0] if rows else None
 
 
+async def consumer_exists(db: AsyncConnection, app_id: UUID, consumer_id: UUID) -> bool:
+    """Whether the consumer is this app's, read in the caller's write transaction (not through the reader)."""
+    query = select(consumer.c.id).where(consumer.c.id == consumer_id, consumer.c.app_id == app_id)
+    return (await db.execute(query)).first() is not None
+
+
 def search_folded(name: str | None, email: str | None, identifier: str | None) -> str:
     """The consumer's searchable text: casefold() of name, email and identifier, joined by \\x1f."""
     return "\x1f".join((value or "").casefold() for value in (name, email, identifier))

@@ -11,7 +11,7 @@ from uuid import UUID
 import orjson
 from sqlalchemy import bindparam, select
 
-from chipp_builder.server.db.fastread import FILLED_LATER, CursorRows, Nested, Reader, ReadQuery
+from chipp_builder.server.db.fastread import FILLED_LATER, CursorRows, Nested, Reader, ReadQuery, Shape
 from chipp_builder.server.db.tables import consumer, feedback, message, message_tag, session, tag
 from chipp_builder.server.pagination import keyset_after
 from chipp_builder.server.params import escape_like
@@ -35,7 +35,7 @@ _SESSION_FROM = session.outerjoin(consumer, consumer.c.id == session.c.consumer_
 
 
 # A session's wire shape: the joined consumer's email and name become its `consumer` object (null without one).
-SESSION_SHAPE = {
+SESSION_SHAPE: Shape = {
     "id": "id",
     "consumer_id": "consumer_id",
     "consumer": Nested("consumer_id", email="consumer_email", name="consumer_name"),
@@ -140,7 +140,7 @@ _MESSAGE_COLUMNS = (
     message.c.latency_ms, message.c.audio_url, message.c.audio_duration_ms, message.c.created_at,
 )
 # A message's wire shape: its tags and newest feedback come from two more queries (one each per page).
-_MESSAGE_SHAPE = {
+_MESSAGE_SHAPE: Shape = {
     "id": "id",
     "session_id": "session_id",
     "role": "role",
@@ -154,7 +154,7 @@ _MESSAGE_SHAPE = {
     "feedback": FILLED_LATER,
     "created_at": "created_at",
 }
-_TOOL_SHAPE = {**_MESSAGE_SHAPE, "tool_calls": "tool_calls", "tool_results": "tool_results"}
+_TOOL_SHAPE: Shape = {**_MESSAGE_SHAPE, "tool_calls": "tool_calls", "tool_results": "tool_results"}
 
 
 @cache
