@@ -349,8 +349,8 @@ class Reader(Protocol):
 
 
 class ReadQuery:
-    """One SELECT, compiled lazily for each dialect it runs on; given as a statement or, when its SQL differs by
-    dialect (a UTC day expression), as a function of the dialect's name.
+    """One SELECT, compiled for SQLite and for PostgreSQL where it is declared; given as a statement or, when its
+    SQL differs by dialect (a UTC day expression), as a function of the dialect's name.
 
     `shape` is the wire dict of each row (see compile_read); `cursor` names the sort-key columns of a cursor
     list (its rows then come as CursorRows); `wire=False` gives Python values instead of wire values.
@@ -373,19 +373,18 @@ class ReadQuery:
         self.on_loop = on_loop
         self.shape = shape
         self.cursor = cursor
-        self._compiled: dict[str, CompiledRead] = {}
-        if not callable(statement):
-            # Built now, where the query is declared: an uncovered column type or a wrong shape fails at import.
-            for dialect in DIALECTS:
-                self.for_dialect(dialect)
+        # Compiled now, where the query is declared (import time for a module's queries, the first use of a
+        # filter combination for cached ones): an uncovered column type or a wrong shape fails here.
+        self._compiled = {
+            dialect: compile_read(
+                statement(dialect) if callable(statement) else statement, dialect, wire, shape, cursor
+            )
+            for dialect in DIALECTS
+        }
 
     def for_dialect(self, dialect: str) -> CompiledRead:
-        """The query compiled for this dialect (once)."""
-        found = self._compiled.get(dialect)
-        if found is None:
-            statement = self.statement(dialect) if callable(self.statement) else self.statement
-            found = self._compiled[dialect] = compile_read(statement, dialect, self.wire, self.shape, self.cursor)
-        return found
+        """The query compiled for this dialect."""
+        return self._compiled[dialect]
 
 
 class SQLiteReader:
