@@ -41,7 +41,10 @@ from chipp_builder.server.db.tables import UTCDateTime
 
 Converter = Callable[[Any], Any]
 DIALECTS = ("sqlite", "postgresql")
-_SQLALCHEMY_DIALECTS = {"sqlite": sqlite_dialect.dialect(), "postgresql": pg_dialect.dialect()}
+# no-untyped-call: SQLAlchemy leaves the asyncpg dialect's __init__ unannotated (its aiosqlite one is typed).
+_SQLALCHEMY_DIALECTS = {
+    "sqlite": sqlite_dialect.dialect(), "postgresql": pg_dialect.dialect()  # type: ignore[no-untyped-call]
+}
 
 
 def _hex_to_uuid(value: str | None) -> str | None:
