@@ -33,7 +33,7 @@ from chipp_builder.server.db.fastread import make_reader
 from chipp_builder.server.db.migrate import upgrade_async
 from chipp_builder.server.db.tables import consumer, feedback, message, session
 from chipp_builder.server.ingest.demo import generate_demo
-from chipp_builder.server.ingest.derived import row_count
+from chipp_builder.server.ingest.derived import read_counter
 from chipp_builder.server.resources.analytics import rollups
 from chipp_builder.server.resources.analytics.buckets import bucket_range, sum_into_buckets
 
@@ -89,7 +89,7 @@ async def _run(url: str, sessions: int, repetitions: int, existing_app: str | No
 
             def counter(resource: str) -> Any:
                 async def call() -> Any:
-                    return await row_count(db, app_id, resource)
+                    return await read_counter(reader, app_id, resource)
 
                 return call
 
