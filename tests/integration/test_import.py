@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chipp_builder.errors import NotFound
 from chipp_builder.server.db.engine import make_engine
+from chipp_builder.server.db.fastread import make_reader
 from chipp_builder.server.db.tables import (
     consumer,
     feedback,
@@ -754,7 +755,9 @@ async def test_references_to_records_later_in_the_file_resolve(engine: AsyncEngi
     assert (await one(engine, tag, id=uuid.UUID(TAG_BUG))).usage_count == 2
 
 
-async def test_a_bigger_file_keeps_every_derived_value_exact(engine: AsyncEngine, app_id: uuid.UUID) -> None:
+async def test_a_bigger_file_keeps_every_derived_value_exact(
+    engine: AsyncEngine, app_id: uuid.UUID, database_url: str
+) -> None:
     """Many sessions, messages moved between sessions and consumers by a second import: counters, rollups
     and session counts equal what the raw rows say, whatever the chunk sizes."""
     rng = random.Random(11)
@@ -785,7 +788,8 @@ async def test_a_bigger_file_keeps_every_derived_value_exact(engine: AsyncEngine
     second = await import_lines(engine, app_id, shuffled(records(3), seed=3))
 
     assert first.ok and second.ok, (first.errors, second.errors)
-    await _assert_summaries_exact(SimpleNamespace(state=SimpleNamespace(engine=engine)), app_id)
+    reader = make_reader(engine, database_url, 5.0)  # closed with the engine
+    await _assert_summaries_exact(SimpleNamespace(state=SimpleNamespace(engine=engine, reader=reader)), app_id)
     async with engine.connect() as db:
         counted = select(func.count()).where(message.c.session_id == session.c.id).scalar_subquery()
         wrong = (await db.execute(select(func.count()).where(session.c.message_count != counted))).scalar_one()
