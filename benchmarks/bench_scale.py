@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -27,15 +28,18 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from chipp_builder.server.db.counters import row_count
+from chipp_builder.server.db.counters import read_counter
 from chipp_builder.server.db.engine import execute_outside_transaction, make_engine
 from chipp_builder.server.db.fastread import make_reader
 from chipp_builder.server.db.migrate import upgrade_async
 from chipp_builder.server.db.tables import consumer, feedback, message, session
 from chipp_builder.server.ingest.demo import generate_demo
-from chipp_builder.server.resources.analytics import queries as raw
 from chipp_builder.server.resources.analytics import rollups
 from chipp_builder.server.resources.analytics.buckets import bucket_range, sum_into_buckets
+
+# The raw-row analytics oracle lives with the tests (tests/oracles/): importable from the checkout's root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.oracles import analytics as raw  # noqa: E402
 
 
 async def _p50(function: Callable[[], Awaitable[Any]], repetitions: int) -> float:
@@ -85,7 +89,7 @@ async def _run(url: str, sessions: int, repetitions: int, existing_app: str | No
 
             def counter(resource: str) -> Any:
                 async def call() -> Any:
-                    return await row_count(db, app_id, resource)
+                    return await read_counter(reader, app_id, resource)
 
                 return call
 

@@ -78,12 +78,13 @@ async def capture(dataset: Dataset, cases: list[Case], app: Any) -> dict[str, Ca
         if recording is not None:
             recording.append((statement, parameters))
 
-    sync_engine = app.state.read_engine.sync_engine
+    # Checkouts before the reader was the only read road had a separate read engine.
+    sync_engine = getattr(app.state, "read_engine", app.state.engine).sync_engine
     event.listen(sync_engine, "before_cursor_execute", listen)
-    # The read fast path (db/fastread.py, when present) runs compiled statements on the driver itself, past
-    # SQLAlchemy's events: record what its ReadStatement.arguments hands to the driver.
-    fast = _fastread()
-    original = fast.ReadStatement.arguments if fast is not None else None
+    # The reader (db/fastread.py, when present) runs compiled statements on the driver itself, past
+    # SQLAlchemy's events: record what its compiled statement's `arguments` hands to the driver.
+    compiled = _compiled_read_class()
+    original = compiled.arguments if compiled is not None else None
 
     def arguments(self: Any, values: dict[str, Any]) -> tuple[str, list[Any]]:
         sql, args = original(self, values)  # type: ignore[misc]
@@ -91,8 +92,8 @@ async def capture(dataset: Dataset, cases: list[Case], app: Any) -> dict[str, Ca
             recording.append((sql, list(args)))
         return sql, args
 
-    if fast is not None:
-        fast.ReadStatement.arguments = arguments
+    if compiled is not None:
+        compiled.arguments = arguments
     out: dict[str, Captured] = {}
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
@@ -106,18 +107,22 @@ async def capture(dataset: Dataset, cases: list[Case], app: Any) -> dict[str, Ca
                 recording = None
     finally:
         event.remove(sync_engine, "before_cursor_execute", listen)
-        if fast is not None:
-            fast.ReadStatement.arguments = original
+        if compiled is not None:
+            compiled.arguments = original
     return out
 
 
-def _fastread() -> Any:
-    """The server's read fast path module, if this checkout has one with compiled statements."""
+def _compiled_read_class() -> Any:
+    """The reader's compiled-statement class (CompiledRead; ReadStatement in older checkouts), if any."""
     try:
         from chipp_builder.server.db import fastread
     except ImportError:
         return None
-    return fastread if hasattr(getattr(fastread, "ReadStatement", None), "arguments") else None
+    for name in ("CompiledRead", "ReadStatement"):
+        found = getattr(fastread, name, None)
+        if hasattr(found, "arguments"):
+            return found
+    return None
 
 
 def _p50_of(run: Any, budget_seconds: float, max_reps: int = 2000) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from tests.factories import (
@@ -61,6 +62,14 @@ async def test_consumer_list_envelope_has_offset_pagination(api, app):
 async def test_every_consumer_has_the_spec_fields_in_order(api, app):
     for item in (await get(api, app, "/consumers")).json()["data"]:
         assert list(item) == CONSUMER_FIELDS
+
+
+async def test_get_consumer_returns_the_bytes_the_list_holds_for_it(api, app):
+    """Both routes read through the one reader, so a consumer is rendered the same way on each."""
+    listed = (await get(api, app, "/consumers")).json()["data"]
+    for item in listed:
+        response = await get(api, app, f"/consumers/{item['id']}")
+        assert response.content == orjson.dumps({"data": item})
 
 
 async def test_get_consumer_returns_the_full_object(api, app):

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chipp_builder.errors import NotFound
 from chipp_builder.server.db import counters
 from chipp_builder.server.db.engine import make_engine
+from chipp_builder.server.db.fastread import make_reader
 from chipp_builder.server.db.tables import (
     consumer,
     feedback,
@@ -466,7 +467,9 @@ async def test_the_report_counts_inserted_updated_and_unchanged_rows(engine: Asy
     assert (await one(engine, tag, id=uuid.UUID(TAG_VIP))).usage_count == 2
 
 
-async def test_unchanged_rows_keep_every_derived_value(engine: AsyncEngine, app_id: uuid.UUID) -> None:
+async def test_unchanged_rows_keep_every_derived_value(
+    engine: AsyncEngine, app_id: uuid.UUID, database_url: str
+) -> None:
     await import_lines(engine, app_id, shuffled(full_records()))
     before = await snapshot(engine)
 
@@ -474,7 +477,8 @@ async def test_unchanged_rows_keep_every_derived_value(engine: AsyncEngine, app_
 
     assert sum(report.unchanged.values()) == 17 and not any(report.written.values())
     assert await snapshot(engine) == before
-    await _assert_summaries_exact(SimpleNamespace(state=SimpleNamespace(engine=engine)), app_id)
+    reader = make_reader(engine, database_url, 5.0)  # closed with the engine
+    await _assert_summaries_exact(SimpleNamespace(state=SimpleNamespace(engine=engine, reader=reader)), app_id)
 
 
 async def test_a_record_with_an_existing_id_replaces_the_row(engine: AsyncEngine, app_id: uuid.UUID) -> None:
@@ -808,7 +812,9 @@ async def test_references_to_records_later_in_the_file_resolve(engine: AsyncEngi
     assert (await one(engine, tag, id=uuid.UUID(TAG_BUG))).usage_count == 2
 
 
-async def test_a_bigger_file_keeps_every_derived_value_exact(engine: AsyncEngine, app_id: uuid.UUID) -> None:
+async def test_a_bigger_file_keeps_every_derived_value_exact(
+    engine: AsyncEngine, app_id: uuid.UUID, database_url: str
+) -> None:
     """Many sessions, messages moved between sessions and consumers by a second import: counters, rollups
     and session counts equal what the raw rows say, whatever the chunk sizes."""
     rng = random.Random(11)
@@ -839,7 +845,8 @@ async def test_a_bigger_file_keeps_every_derived_value_exact(engine: AsyncEngine
     second = await import_lines(engine, app_id, shuffled(records(3), seed=3))
 
     assert first.ok and second.ok, (first.errors, second.errors)
-    await _assert_summaries_exact(SimpleNamespace(state=SimpleNamespace(engine=engine)), app_id)
+    reader = make_reader(engine, database_url, 5.0)  # closed with the engine
+    await _assert_summaries_exact(SimpleNamespace(state=SimpleNamespace(engine=engine, reader=reader)), app_id)
     async with engine.connect() as db:
         counted = select(func.count()).where(message.c.session_id == session.c.id).scalar_subquery()
         wrong = (await db.execute(select(func.count()).where(session.c.message_count != counted))).scalar_one()

@@ -12,11 +12,10 @@ from uuid import UUID
 
 from sqlalchemy import func, select
 
-from chipp_builder.server.db.counters import ACTIVE_CONSUMERS, COUNTED, recount, row_count
+from chipp_builder.server.db.counters import ACTIVE_CONSUMERS, COUNTED, read_counter, recount
 from chipp_builder.server.db.daily_rollups import recompute_activity
 from chipp_builder.server.db.tables import consumer, daily_consumer, daily_message, daily_session, session
 from chipp_builder.server.ingest.demo import generate_demo
-from chipp_builder.server.resources.analytics import queries as raw
 from chipp_builder.server.resources.analytics import rollups
 from chipp_builder.server.resources.analytics.buckets import bucket_range, sum_into_buckets
 from tests.factories import (
@@ -31,6 +30,7 @@ from tests.factories import (
     new_id,
     session_record,
 )
+from tests.oracles import analytics as raw
 
 BASE = datetime(2025, 6, 1, tzinfo=UTC)
 MODELS = ["gpt-4o", "claude-3", "", None]
@@ -86,7 +86,7 @@ async def _assert_rollups_match_raw(server: Any, app_id: UUID, rng: random.Rando
             if after is not None and before is not None and before < after:
                 after, before = before, after
             want = await raw.usage_by_day(db, app_id, after, before)
-            reader = server.state.reader  # the route's road: the read fast path
+            reader = server.state.reader  # the routes' road
             got = await rollups.usage_by_day(reader, app_id, after, before)
             assert got == want, (after, before)
             want_tokens = _by_day_model(await raw.tokens_by_day_and_model(db, app_id, after, before))
@@ -124,19 +124,24 @@ async def _flagged_consumers(db: Any, app_id: UUID) -> int:
     return int((await db.execute(query)).scalar_one())
 
 
+async def _assert_counters_exact(server: Any, app_id: UUID) -> None:
+    """Every counter, read as the routes read it (through the reader), equals count(*) over the raw rows."""
+    reader = server.state.reader
+    async with server.state.engine.connect() as db:
+        for resource, table in COUNTED.items():
+            counted = (await db.execute(select(func.count()).where(table.c.app_id == app_id))).scalar_one()
+            assert await read_counter(reader, app_id, resource) == counted, resource
+        assert await read_counter(reader, app_id, ACTIVE_CONSUMERS) == await _named_consumers(db, app_id)
+        assert await _flagged_consumers(db, app_id) == await _named_consumers(db, app_id)
+
+
 async def _assert_summaries_exact(server: Any, app_id: UUID) -> None:
     """Counters equal count(*); the incrementally kept rollups equal a rebuild from the raw rows."""
+    await _assert_counters_exact(server, app_id)
     async with server.state.engine.begin() as db:
-        for resource, table in COUNTED.items():
-            counted = (await db.execute(select(func.count()).where(table.c.app_id == app_id))).scalar_one()
-            assert await row_count(db, app_id, resource) == counted, resource
-        assert await row_count(db, app_id, ACTIVE_CONSUMERS) == await _named_consumers(db, app_id)
-        assert await _flagged_consumers(db, app_id) == await _named_consumers(db, app_id)
-        await recount(db, app_id)  # the repair path agrees
-        for resource, table in COUNTED.items():
-            counted = (await db.execute(select(func.count()).where(table.c.app_id == app_id))).scalar_one()
-            assert await row_count(db, app_id, resource) == counted, resource
-        assert await row_count(db, app_id, ACTIVE_CONSUMERS) == await _named_consumers(db, app_id)
+        await recount(db, app_id)  # the repair path agrees (committed, so that the reader sees it)
+    await _assert_counters_exact(server, app_id)
+    async with server.state.engine.begin() as db:
         kept = await _snapshot(db, app_id)
         await recompute_activity(db, app_id)
         assert await _snapshot(db, app_id) == kept
@@ -196,9 +201,10 @@ async def test_rollups_answer_what_the_raw_rows_answer_through_every_writer(serv
     for path in ("/consumers", "/feedback", "/memories", "/knowledge-sources"):
         body = (await get(api, app, path, {"limit": 1})).json()
         assert body["pagination"]["total"] >= 1
+        resource = path.strip("/").replace("-", "_")
         async with server.state.engine.connect() as db:
-            resource = path.strip("/").replace("-", "_")
-            assert body["pagination"]["total"] == await row_count(db, app.id, resource)
+            counted = (await db.execute(select(func.count()).where(COUNTED[resource].c.app_id == app.id))).scalar_one()
+        assert body["pagination"]["total"] == counted
 
 
 async def test_demo_data_keeps_counters_and_rollups_exact(server) -> None:

@@ -324,6 +324,14 @@ async def test_an_append_naming_another_apps_consumer_is_not_found(server: Any, 
     assert_error(response, 404, "not_found", "Consumer not found")
 
 
+async def test_an_append_naming_the_apps_own_consumer_is_accepted(server: Any, api: Any) -> None:
+    app = await make_app(server, [consumer_record(uid(2, 7), "z@example.com", "2025-05-01T00:00:00Z")], scopes=WRITE)
+    sid = (await log(api, app, {"messages": turns("hi")})).json()["data"]["session_id"]
+    response = await log(api, app, {"session_id": sid, "consumer": {"id": uid(2, 7)}, "messages": turns("x")})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["session_id"] == sid
+
+
 # --- sessions that are not this app's ---
 
 

@@ -7,8 +7,11 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import select
 
 from chipp_builder.errors import InvalidRequest
+from chipp_builder.server.db.fastread import ReadQuery
+from chipp_builder.server.db.tables import message
 from chipp_builder.server.pagination import cursor_page, decode_cursor, encode_cursor, offset_pagination
 
 AT = datetime(2025, 6, 1, 12, 0, 0, 250000, tzinfo=UTC)
@@ -94,18 +97,39 @@ def test_a_cursor_that_does_not_decode_is_invalid(cursor):
     )
 
 
-def test_a_page_with_more_rows_than_the_limit_has_a_cursor_to_its_last_row():
-    rows = [{"id": f"m{n}", "created_at": AT + timedelta(seconds=n)} for n in range(4)]
-    data, pagination = cursor_page(rows, 3, "message", "created_at")
+_PAGE = ReadQuery(select(message.c.id, message.c.created_at), cursor=("id", "created_at"))
+
+
+def _driver_rows(dialect: str, times: list[datetime]) -> list[tuple[str, object]]:
+    """Rows as each driver gives them: SQLite's stored UTC text, PostgreSQL's aware datetimes."""
+    if dialect == "sqlite":
+        return [(f"m{n}", at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")) for n, at in enumerate(times)]
+    return [(f"m{n}", at) for n, at in enumerate(times)]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_page_with_more_rows_than_the_limit_has_a_cursor_to_its_last_row(dialect):
+    times = [AT + timedelta(seconds=n) for n in range(4)]
+    rows = _PAGE.for_dialect(dialect).convert(_driver_rows(dialect, times))
+    data, pagination = cursor_page(rows, 3, "message")
     assert [r["id"] for r in data] == ["m0", "m1", "m2"]
     assert pagination["has_more"] is True and pagination["limit"] == 3
     assert decode_cursor(pagination["next_cursor"], "message") == ("m2", AT + timedelta(seconds=2))
+    # The same token as one made from the row's datetime.
+    assert pagination["next_cursor"] == encode_cursor("m2", AT + timedelta(seconds=2), "message")
+
+
+@pytest.mark.parametrize("stored", ["2025-06-01 12:00:00", "2025-06-01 12:00:00.000000"])
+def test_a_sqlite_time_without_a_fraction_makes_the_same_cursor(stored):
+    rows = _PAGE.for_dialect("sqlite").convert([("a", stored), ("b", stored)])
+    cursor = cursor_page(rows, 1, "message")[1]["next_cursor"]
+    assert cursor == encode_cursor("a", datetime(2025, 6, 1, 12, tzinfo=UTC), "message")
 
 
 def test_a_page_without_more_rows_has_no_cursor():
-    rows = [{"id": "m0", "created_at": AT}]
-    assert cursor_page(rows, 3, "message", "created_at") == (
-        rows,
+    rows = _PAGE.for_dialect("sqlite").convert(_driver_rows("sqlite", [AT]))
+    assert cursor_page(rows, 3, "message") == (
+        [{"id": "m0", "created_at": "2025-06-01T12:00:00.250000Z"}],
         {"has_more": False, "next_cursor": None, "limit": 3},
     )
 

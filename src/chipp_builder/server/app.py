@@ -6,7 +6,6 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,6 +26,7 @@ from chipp_builder.errors import (
     ServiceUnavailable,
     UnexpectedStatus,
 )
+from chipp_builder.server.compat import build_included_routes
 from chipp_builder.server.config import Settings
 from chipp_builder.server.db.engine import DRIVER_ERRORS, is_disk_full, is_unavailable, make_engine
 from chipp_builder.server.db.fastread import make_reader
@@ -66,9 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         yield
         await app.state.limiter.counter.close()
-        await app.state.engine.dispose()
-        if app.state.read_engine is not app.state.engine:
-            await app.state.read_engine.dispose()
+        await app.state.engine.dispose()  # closes the readers too
 
     app = FastAPI(
         title="chipp-builder Builder API",
@@ -79,16 +77,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     # Requests get the tight statement timeout too, so a silent database is a 503 within the setting.
     timeout = settings.db_timeout_seconds
-    engine_for = partial(make_engine, timeout_seconds=timeout, statement_timeout_seconds=timeout)
-    app.state.engine = engine_for(settings.database_url)
-    app.state.read_engine = (
-        engine_for(settings.database_read_url) if settings.database_read_url else app.state.engine
+    app.state.engine = make_engine(settings.database_url, timeout_seconds=timeout, statement_timeout_seconds=timeout)
+    # Every read of a request goes through a reader (db/fastread.py), closed when the engine is disposed: GETs
+    # through the read database's (the replica when one is configured), writes' key lookups the primary's.
+    app.state.primary_reader = make_reader(app.state.engine, settings.database_url, timeout)
+    app.state.reader = (
+        make_reader(app.state.engine, settings.database_read_url, timeout)
+        if settings.database_read_url
+        else app.state.primary_reader
     )
-    # The hot GETs read through the driver directly (db/fastread.py); closed with the read engine.
-    app.state.reader = make_reader(app.state.read_engine, settings.database_read_url or settings.database_url, timeout)
     app.state.limiter = RateLimiter(make_counter(settings), settings.rate_limit)
     for router in ROUTERS:
         app.include_router(router)
+    build_included_routes(app.router.routes)  # an app GET route that cannot be planned fails here
     _install_error_handlers(app)
     install_openapi(app)
     # Inside QueryAndHeaders, so a 413 carries the same security headers as every other response.

@@ -10,17 +10,15 @@ import string
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.errors import Expired, Forbidden, Unauthorized
 from chipp_builder.schemas.common import utc_now
 from chipp_builder.schemas.keys import RESOURCES
-from chipp_builder.server.db.fastread import Reader, Statements
+from chipp_builder.server.db.fastread import Reader, ReadQuery
 from chipp_builder.server.db.tables import api_key
 
 KEY_PREFIX = "chipp_"
@@ -107,37 +105,29 @@ def presented_key(authorization: str | None) -> str:
     return raw_key
 
 
-_KEY_COLUMNS = (api_key.c.id, api_key.c.app_id, api_key.c.scopes, api_key.c.key_hash, api_key.c.expires_at,
-                api_key.c.revoked_at)
-# The same lookup, compiled once for the read fast path (db/fastread.py): every GET starts with it.
-_KEY_BY_HASH = Statements(
-    select(*_KEY_COLUMNS).where(api_key.c.key_hash == bindparam("digest")), wire=False, inline=True
+# Compiled once (db/fastread.py), with Python values (UUIDs, an aware expiry): every request starts with it.
+_KEY_BY_HASH = ReadQuery(
+    select(api_key.c.id, api_key.c.app_id, api_key.c.scopes, api_key.c.key_hash, api_key.c.expires_at,
+           api_key.c.revoked_at).where(api_key.c.key_hash == bindparam("digest")),
+    wire=False,
+    on_loop=True,
 )
 
 
-async def lookup_key(db: AsyncConnection | Reader, raw_key: str, now: datetime | None = None) -> KeyIdentity:
+async def lookup_key(reader: Reader, raw_key: str, now: datetime | None = None) -> KeyIdentity:
     """Resolve a well-formed raw key to its identity: one indexed lookup by hash; 401 unknown, revoked, expired.
 
-    `db` is a connection (writes look the key up on the primary, in their transaction) or the read fast path.
+    GETs pass the request's reader (the replica when one is configured), writes the primary's.
     """
     digest = hash_key(raw_key)
-    row: Any
-    if isinstance(db, AsyncConnection):
-        row = (await db.execute(select(*_KEY_COLUMNS).where(api_key.c.key_hash == digest))).first()
-    else:
-        found = await db.fetch(_KEY_BY_HASH, digest=digest)
-        row = SimpleNamespace(**found[0]) if found else None
+    found = await reader.fetch(_KEY_BY_HASH, digest=digest)
+    row: dict[str, Any] | None = found[0] if found else None
     # The lookup is by an index on the hash; compare_digest makes the final check constant-time as well.
-    if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
+    if row is None or not hmac.compare_digest(row["key_hash"], digest) or row["revoked_at"] is not None:
         raise Unauthorized("Invalid API key")
-    if row.expires_at is not None and row.expires_at <= (now or utc_now()):
+    if row["expires_at"] is not None and row["expires_at"] <= (now or utc_now()):
         raise Expired("API key has expired")
-    return KeyIdentity(key_id=row.id, app_id=row.app_id, scopes=_as_scopes(row.scopes))
-
-
-async def authenticate(db: AsyncConnection, authorization: str | None, now: datetime | None = None) -> KeyIdentity:
-    """Resolve an Authorization header to a key, raising the documented 401s in the documented order."""
-    return await lookup_key(db, presented_key(authorization), now)
+    return KeyIdentity(key_id=row["id"], app_id=row["app_id"], scopes=_as_scopes(row["scopes"]))
 
 
 def _as_scopes(value: Any) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Request dependencies: the database connection and the authentication pipeline
+"""Request dependencies: the reader, the write connection and the authentication pipeline
 (key, rate limit, app match, scope, repeated parameters), in the order SPEC section 1 gives."""
 
 from __future__ import annotations
@@ -11,14 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.errors import AuthenticationError, InvalidRequest, RateLimited
 from chipp_builder.server.auth import KeyIdentity, check_app, lookup_key, presented_key
+from chipp_builder.server.compat import route_dependant
 from chipp_builder.server.db.fastread import Reader
 from chipp_builder.server.params import message_for
-
-
-async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A connection for reading, from the replica when one is configured."""
-    async with request.app.state.read_engine.connect() as connection:
-        yield connection
 
 
 async def write_connection(request: Request) -> AsyncIterator[AsyncConnection]:
@@ -27,7 +22,6 @@ async def write_connection(request: Request) -> AsyncIterator[AsyncConnection]:
         yield connection
 
 
-ReadConn = Annotated[AsyncConnection, Depends(read_connection)]
 WriteConn = Annotated[AsyncConnection, Depends(write_connection)]
 
 
@@ -45,8 +39,7 @@ def _reject_repeated_parameters(request: Request) -> None:
     params = request.query_params
     if len(params) == len(params.multi_items()):
         return  # no name given twice (the usual case, checked in one step)
-    route = request.scope.get("route")
-    dependant = getattr(route, "dependant", None)
+    dependant = route_dependant(request.scope.get("route"))
     if dependant is None:
         return
     for param in dependant.query_params:
@@ -74,11 +67,9 @@ async def raw_key(request: Request) -> str:
 RawKey = Annotated[str, Depends(raw_key)]
 
 
-async def _identify(
-    request: Request, key: str, db: AsyncConnection | Reader, resource: str, level: str
-) -> KeyIdentity:
+async def _identify(request: Request, key: str, reader: Reader, resource: str, level: str) -> KeyIdentity:
     try:
-        identity = await lookup_key(db, key)
+        identity = await lookup_key(reader, key)
     except AuthenticationError as error:
         raise await _refuse_unauthenticated(request, error) from None
     decision = await request.app.state.limiter.check("key:" + str(identity.key_id))
@@ -91,8 +82,8 @@ async def _identify(
     return identity
 
 
-async def read_fast(request: Request) -> Reader:
-    """The read fast path (db/fastread.py): compiled statements on the driver, no pooled engine connection.
+async def get_reader(request: Request) -> Reader:
+    """The request's reader (db/fastread.py): the read database's, the replica when one is configured.
 
     async only so that FastAPI calls it in the loop: a plain function dependency costs a worker-thread hop.
     """
@@ -100,7 +91,7 @@ async def read_fast(request: Request) -> Reader:
     return reader
 
 
-Reads = Annotated[Reader, Depends(read_fast)]
+ReaderDep = Annotated[Reader, Depends(get_reader)]
 
 
 def require(resource: str, level: str = "read") -> Callable[..., Coroutine[Any, Any, KeyIdentity]]:
@@ -115,10 +106,10 @@ def require(resource: str, level: str = "read") -> Callable[..., Coroutine[Any, 
 
 
 def require_write(resource: str) -> Callable[..., Coroutine[Any, Any, KeyIdentity]]:
-    """Authenticate for writing: the key lookup reads from the primary, as the write will."""
+    """Authenticate for writing: the key is looked up on the primary (its reader), as the write will see it."""
 
-    async def identity(request: Request, key: RawKey, db: WriteConn) -> KeyIdentity:
-        return await _identify(request, key, db, resource, "write")
+    async def identity(request: Request, key: RawKey) -> KeyIdentity:
+        return await _identify(request, key, request.app.state.primary_reader, resource, "write")
 
     identity.__name__ = f"require_write_{resource}"
     return identity

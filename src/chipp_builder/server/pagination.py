@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,20 +12,21 @@ import orjson
 from sqlalchemy import ColumnElement, Select, and_, or_
 
 from chipp_builder.errors import InvalidRequest
+from chipp_builder.server.db.fastread import CursorRows, timestamp_key
 
 INVALID_CURSOR = "Invalid cursor"
 
 
-def encode_cursor(row_id: str, at: datetime | str, kind: str) -> str:
-    """An opaque cursor: base64url of `{"id", "at", "k"}`: the last row's id, its sort time and the list kind.
-
-    `at` is a datetime or, from the read fast path (db/fastread.py), its wire string `…Z`.
-    """
-    if isinstance(at, str):
-        at = datetime.fromisoformat(at)
-    stamp = at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
-    raw = orjson.dumps({"id": row_id, "at": stamp, "k": kind})  # compact, as json.dumps(separators=(",", ":"))
+def cursor_token(row_id: str, at: str, kind: str) -> str:
+    """An opaque cursor: base64url of `{"id", "at", "k"}`: the last row's id, its sort time as a sort key's
+    text (fastread.timestamp_key: naive UTC, six fraction digits) and the list kind."""
+    raw = orjson.dumps({"id": row_id, "at": at, "k": kind})  # compact, as json.dumps(separators=(",", ":"))
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def encode_cursor(row_id: str, at: datetime, kind: str) -> str:
+    """The cursor of a row given its sort time as a datetime."""
+    return cursor_token(row_id, timestamp_key(at), kind)
 
 
 def decode_cursor(cursor: str, kind: str) -> tuple[str, datetime]:
@@ -66,17 +66,15 @@ def keyset_after(
     return query.where(predicate)
 
 
-def cursor_page(
-    rows: Sequence[dict[str, Any]], limit: int, kind: str, at_field: str
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Split `limit + 1` fetched rows into the page and its pagination block."""
+def cursor_page(rows: CursorRows, limit: int, kind: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Split `limit + 1` fetched rows (of a ReadQuery declaring its `cursor` columns: id, then sort time) into
+    the page and its pagination block."""
     has_more = len(rows) > limit
-    data = list(rows[:limit])
     next_cursor = None
     if has_more:
-        last = data[-1]
-        next_cursor = encode_cursor(str(last["id"]), last[at_field], kind)
-    return data, {"has_more": has_more, "next_cursor": next_cursor, "limit": limit}
+        row_id, at = rows.key_of(limit - 1)
+        next_cursor = cursor_token(row_id, at, kind)
+    return rows[:limit], {"has_more": has_more, "next_cursor": next_cursor, "limit": limit}
 
 
 def offset_pagination(total: int, limit: int, offset: int, returned: int) -> dict[str, Any]:

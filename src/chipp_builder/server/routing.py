@@ -1,4 +1,4 @@
-"""LeanRoute: a FastAPI route whose request handler is planned once, for routes simple enough to plan.
+"""PlannedRoute: a FastAPI route whose request handler is planned once, for routes simple enough to plan.
 
 Why: on a hot GET, FastAPI's general request handler (solve_dependencies) cost more CPU than the route's own
 work: per request it re-inspects every parameter's annotation, builds a dependency cache key per dependency,
@@ -10,11 +10,13 @@ shape everything FastAPI works out per request can be worked out once, when the 
 The route itself is declared exactly as before, so FastAPI still builds the OpenAPI document, the parameter
 validators and the dependency tree; this module only calls them more directly. Each parameter is validated by
 the very `ModelField` FastAPI built for it, errors are raised as the same `RequestValidationError` (same
-`loc`), dependencies run in FastAPI's order (dependencies first, then path and query parameters). A route
-outside this shape (a body, headers, a generator dependency, a sequence parameter) keeps FastAPI's handler,
-and so does every request while `app.dependency_overrides` is in use (tests). What a plan leaves out is what
-these routes do not use: background tasks, the `Response` parameter, security scopes, and FastAPI's own
-telemetry hooks around the endpoint.
+`loc`), dependencies run in FastAPI's order (dependencies first, then path and query parameters). A GET route
+outside this shape (a header parameter, a plain `def` or generator dependency, a sequence parameter) is an
+error when the route is built (`UnplannableRoute`), so an app GET route can never slip back to the slow solver
+unnoticed; any other route (a body, a write) keeps FastAPI's handler, and so does every request while
+`app.dependency_overrides` is in use (tests). FastAPI's internals used here are reached through compat.py.
+What a plan leaves out is what these routes do not use: background tasks, the `Response` parameter, security
+scopes, and FastAPI's own telemetry hooks around the endpoint.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from uuid import UUID
 
 from fastapi import Request
 from fastapi import routing as fastapi_routing
-from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
+
+from chipp_builder.server.compat import Dependant, ModelField, effective_route, parameter_validator, route_dependant
 
 _SCALARS = (str, int, float, bool, UUID, datetime)
 _MISSING = object()
@@ -43,7 +46,7 @@ _MISSING = object()
 class _Dependency:
     """One `Depends(...)` to await: its function, the parameter it fills, and its own dependencies."""
 
-    name: str
+    name: str | None  # None for a router's or route's `dependencies=[...]`: awaited, its value unused
     call: Callable[..., Awaitable[Any]]
     request_param: str | None
     needs: tuple[_Dependency, ...]
@@ -53,7 +56,7 @@ class _Dependency:
         """Await the dependency once per request (when cached), after the ones it needs."""
         if self.cached and self.call in cache:
             return cache[self.call]
-        arguments = {need.name: await need.solve(request, cache) for need in self.needs}
+        arguments: dict[Any, Any] = {need.name: await need.solve(request, cache) for need in self.needs}
         if self.request_param is not None:
             arguments[self.request_param] = request
         value = await self.call(**arguments)
@@ -62,13 +65,17 @@ class _Dependency:
         return value
 
 
+class UnplannableRoute(TypeError):
+    """A GET route of the app that the plan cannot serve; raised when the route is built, naming the reason."""
+
+
 @dataclass(frozen=True)
 class _Parameter:
     """One path or query parameter, validated by the ModelField FastAPI built for it."""
 
     name: str
     alias: str
-    field: Any  # fastapi._compat.ModelField
+    validate: Callable[..., tuple[Any, list[Any]]]  # the field's own validator (compat.parameter_validator)
     loc: tuple[str, str]
     default: Any  # _MISSING when required
 
@@ -85,49 +92,62 @@ def _is_scalar(annotation: Any) -> bool:
     return isinstance(annotation, type) and (issubclass(annotation, _SCALARS) or issubclass(annotation, enum.Enum))
 
 
-def _is_plain_async(dependant: Dependant) -> bool:
-    """An `async def` that takes at most the Request besides other dependencies: nothing else to solve."""
+def _not_plain_async(dependant: Dependant, name: str) -> str | None:
+    """Why a function is not an `async def` taking at most the Request besides other dependencies (None: it is)."""
     call = dependant.call
-    return (
-        inspect.iscoroutinefunction(call)
-        and not dependant.header_params
-        and not dependant.cookie_params
-        and not dependant.body_params
-        and not dependant.own_oauth_scopes
-        and dependant.websocket_param_name is None
-        and dependant.http_connection_param_name is None
-        and dependant.response_param_name is None
-        and dependant.background_tasks_param_name is None
-        and dependant.security_scopes_param_name is None
-        and getattr(dependant, "scope", None) in (None, "function", "request")
-    )
+    if inspect.isasyncgenfunction(call) or inspect.isgeneratorfunction(call):
+        return f"{name} is a generator dependency"
+    if not inspect.iscoroutinefunction(call):
+        return f"{name} is not an async def"
+    kinds = {
+        "header": dependant.header_params, "cookie": dependant.cookie_params, "body": dependant.body_params,
+        "security scopes": dependant.own_oauth_scopes,
+    }
+    for kind, present in kinds.items():
+        if present:
+            return f"{name} takes a {kind} parameter"
+    specials = {
+        "WebSocket": dependant.websocket_param_name, "HTTPConnection": dependant.http_connection_param_name,
+        "Response": dependant.response_param_name, "BackgroundTasks": dependant.background_tasks_param_name,
+        "SecurityScopes": dependant.security_scopes_param_name,
+    }
+    for kind, special in specials.items():
+        if special is not None:
+            return f"{name} takes a {kind} parameter"
+    if getattr(dependant, "scope", None) not in (None, "function", "request"):
+        return f"{name} has dependency scope {dependant.scope!r}"
+    return None
 
 
-def _dependency(dependant: Dependant) -> _Dependency | None:
-    """The plan of one dependency, or None when it is not a plain async function of the request."""
-    if not _is_plain_async(dependant) or dependant.path_params or dependant.query_params or dependant.name is None:
-        return None
-    needs = [_dependency(sub) for sub in dependant.dependencies]
-    if any(need is None for need in needs):
-        return None
+def _dependency(dependant: Dependant) -> _Dependency:
+    """The plan of one dependency (UnplannableRoute when it is not a plain async function of the request)."""
+    name = getattr(dependant.call, "__name__", repr(dependant.call))
+    reason = _not_plain_async(dependant, f"the dependency {name}")
+    if reason is None and (dependant.path_params or dependant.query_params):
+        reason = f"the dependency {name} takes path or query parameters"
+    if reason is not None:
+        raise UnplannableRoute(reason)
     assert dependant.call is not None
     return _Dependency(
         name=dependant.name, call=dependant.call, request_param=dependant.request_param_name,
-        needs=tuple(need for need in needs if need is not None), cached=dependant.use_cache,
+        needs=tuple(_dependency(sub) for sub in dependant.dependencies), cached=dependant.use_cache,
     )
 
 
-def _parameter(field: Any, where: str) -> _Parameter | None:
+def _parameter(field: ModelField, where: str) -> _Parameter:
     if not _is_scalar(field.field_info.annotation):
-        return None
+        raise UnplannableRoute(f"the {where} parameter {field.name!r} is not a scalar")
     required = field.field_info.is_required()
     if not required and field.field_info.validate_default:
-        return None
+        raise UnplannableRoute(f"the {where} parameter {field.name!r} validates its default")
     default = _MISSING if required else field.default
     if not isinstance(default, (type(None), str, int, float, bool, enum.Enum)) and default is not _MISSING:
-        return None  # a mutable default would need FastAPI's per-request copy
+        # A mutable default would need FastAPI's per-request copy.
+        raise UnplannableRoute(f"the {where} parameter {field.name!r} has a mutable default")
     alias = field.alias
-    return _Parameter(name=field.name, alias=alias, field=field, loc=(where, alias), default=default)
+    return _Parameter(
+        name=field.name, alias=alias, validate=parameter_validator(field), loc=(where, alias), default=default
+    )
 
 
 @dataclass(frozen=True)
@@ -145,7 +165,9 @@ class _Plan:
         cache: dict[Any, Any] = {}
         values: dict[str, Any] = {}
         for dependency in self.dependencies:
-            values[dependency.name] = await dependency.solve(request, cache)
+            value = await dependency.solve(request, cache)
+            if dependency.name is not None:
+                values[dependency.name] = value
         errors: list[Any] = []
         for parameters, received in ((self.path, request.path_params), (self.query, request.query_params)):
             for parameter in parameters:
@@ -156,7 +178,7 @@ class _Plan:
                     else:
                         values[parameter.name] = parameter.default
                     continue
-                value, problems = parameter.field.validate(raw, values, loc=parameter.loc)
+                value, problems = parameter.validate(raw, values, loc=parameter.loc)
                 if problems:
                     errors.extend(problems)
                 else:
@@ -178,44 +200,50 @@ def _returns_response(endpoint: Callable[..., Any]) -> bool:
     return isinstance(returned, type) and issubclass(returned, Response)
 
 
-def plan_for(dependant: Dependant) -> _Plan | None:
-    """The plan of a route's dependant, or None when FastAPI's general handler must serve it."""
-    if not _is_plain_async(dependant) or dependant.call is None or not _returns_response(dependant.call):
-        return None
-    dependencies = [_dependency(sub) for sub in dependant.dependencies]
-    path = [_parameter(field, "path") for field in dependant.path_params]
-    query = [_parameter(field, "query") for field in dependant.query_params]
-    if any(item is None for item in (*dependencies, *path, *query)):
-        return None
+def plan_for(dependant: Dependant) -> _Plan:
+    """The plan of a route's dependant; UnplannableRoute, naming the reason, when FastAPI's general handler
+    would have to serve it."""
+    reason = _not_plain_async(dependant, "the endpoint")
+    if reason is not None:
+        raise UnplannableRoute(reason)
+    if dependant.call is None or not _returns_response(dependant.call):
+        raise UnplannableRoute("the endpoint is not declared to return a Response")
     return _Plan(
         endpoint=dependant.call,
-        dependencies=tuple(d for d in dependencies if d is not None),
+        dependencies=tuple(_dependency(sub) for sub in dependant.dependencies),
         request_param=dependant.request_param_name,
-        path=tuple(p for p in path if p is not None),
-        query=tuple(p for p in query if p is not None),
+        path=tuple(_parameter(field, "path") for field in dependant.path_params),
+        query=tuple(_parameter(field, "query") for field in dependant.query_params),
     )
 
 
-class LeanRoute(fastapi_routing.APIRoute):
-    """An APIRoute that serves requests through a plan (above) when its shape allows, else as FastAPI does."""
+class PlannedRoute(fastapi_routing.APIRoute):
+    """An APIRoute that serves requests through a plan (above); a GET route that cannot take one is an error
+    when it is built, any other route that cannot keeps FastAPI's handler."""
 
     planned: bool = False
 
     def get_route_handler(self) -> Callable[[Request], typing.Coroutine[Any, Any, Response]]:
-        """The planned handler, or FastAPI's when the route (as included, with any router dependencies) has a
-        shape the plan does not cover."""
+        """The planned handler, or FastAPI's for a non-GET route (as included, with any router dependencies)
+        whose shape the plan does not cover."""
         general = super().get_route_handler()
         # Routes of an included router are built through an "effective context" that adds the including
         # router's dependencies; plan that context's dependant, so no dependency is ever skipped.
-        context_var = getattr(fastapi_routing, "_effective_route_context_var", None)
-        context = context_var.get() if context_var is not None else None
-        route = context if context is not None and getattr(context, "original_route", None) is self else self
-        dependant = getattr(route, "dependant", None)
-        plan = plan_for(dependant) if isinstance(dependant, Dependant) and route.body_field is None else None
-        # What the handler serves through: the tests hold every app GET route to being planned.
-        self.planned = plan is not None and context_var is not None
-        if plan is None or context_var is None:
+        route = effective_route(self)
+        dependant = route_dependant(route)
+        try:
+            if dependant is None:
+                raise UnplannableRoute("FastAPI gave the route no Dependant (see server/compat.py)")
+            if route.body_field is not None:
+                raise UnplannableRoute("the route takes a body")
+            plan = plan_for(dependant)
+        except UnplannableRoute as error:
+            self.planned = False
+            if "GET" in (self.methods or ()):
+                raise UnplannableRoute(f"GET {route.path} cannot take the planned handler: {error}") from None
             return general
+        # What the handler serves through: the tests hold every app GET route to being planned.
+        self.planned = True
         overrides = route.dependency_overrides_provider
 
         async def handler(request: Request) -> Response:

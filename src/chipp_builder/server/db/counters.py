@@ -21,7 +21,7 @@ from sqlalchemy import Table, bindparam, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chipp_builder.server.db.fastread import Reader, Statements
+from chipp_builder.server.db.fastread import Reader, ReadQuery
 from chipp_builder.server.db.tables import app_counter, consumer, feedback, knowledge_source, memory, session
 
 # Keeps each IN list well under SQLite's and asyncpg's bound-parameter limits (32,766 / 32,767).
@@ -74,23 +74,17 @@ async def add_counts(db: AsyncConnection, app_id: UUID, **deltas: int) -> None:
     await add_increments(db, app_counter, ("app_id", "resource"), ("row_count",), rows)
 
 
-async def row_count(db: AsyncConnection, app_id: UUID, resource: str) -> int:
-    """The app's exact number of rows of a counted resource: one primary-key read."""
-    query = select(app_counter.c.row_count).where(app_counter.c.app_id == app_id, app_counter.c.resource == resource)
-    return int((await db.execute(query)).scalar_one_or_none() or 0)
-
-
-# The same read on the read fast path (db/fastread.py), for the routes.
-_COUNTER = Statements(
+# The one read of a counter, through the reader (db/fastread.py), for the routes and the tests alike.
+_COUNTER = ReadQuery(
     select(app_counter.c.row_count).where(
         app_counter.c.app_id == bindparam("app_id"), app_counter.c.resource == bindparam("resource")
     ),
-    inline=True,
+    on_loop=True,
 )
 
 
 async def read_counter(reader: Reader, app_id: UUID, resource: str) -> int:
-    """row_count through the read fast path: a counted resource or ACTIVE_CONSUMERS."""
+    """The app's exact number of rows of a counted resource (or ACTIVE_CONSUMERS): one primary-key read."""
     found = await reader.fetch(_COUNTER, app_id=app_id, resource=resource)
     return int(found[0]["row_count"]) if found else 0
 

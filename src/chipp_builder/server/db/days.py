@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from sqlalchemy import Date, cast, func
 
 
 def utc_day(column: Any, dialect: str) -> Any:
-    """The UTC calendar day of a timestamp column, on either backend."""
+    """The UTC calendar day of a timestamp column, on either backend, typed Date so that either read road
+    gives a `date` (SQLite's text day is converted like a Date column's)."""
     if dialect == "sqlite":
-        return func.substr(column, 1, 10)  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC
+        return func.substr(column, 1, 10, type_=Date)  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC
     return cast(func.timezone("UTC", column), Date)
-
-
-def as_date(value: Any) -> date:
-    """A day read from either backend (SQLite returns the text of a computed day)."""
-    return value if isinstance(value, date) else date.fromisoformat(str(value))

@@ -1,4 +1,4 @@
-"""OffsetList: an offset list on the read fast path, its page and count statements compiled per combination of
+"""OffsetList: an offset list read through the reader, its page and count statements compiled per combination of
 filters, its unfiltered total read from the app's row counter (db/counters.py)."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, select
 
 from chipp_builder.server.db.counters import read_counter
-from chipp_builder.server.db.fastread import Reader, Statements
+from chipp_builder.server.db.fastread import Reader, ReadQuery
 
 
 class OffsetList:
-    """An offset list on the read fast path (db/fastread.py): a page and a count statement compiled once per
+    """An offset list read through the reader (db/fastread.py): a page and a count query compiled once per
     combination of filters, and the exact unfiltered total read from the app's row counter.
 
     `filters` maps each filter's name to a function building its condition with bindparams (named after the
@@ -32,9 +32,9 @@ class OffsetList:
     ) -> None:
         self.table, self.columns, self.order_by = table, tuple(columns), tuple(order_by)
         self.filters, self.counter, self.select_from = filters, counter, select_from
-        self._statements: dict[tuple[str, ...], tuple[Statements, Statements]] = {}
+        self._statements: dict[tuple[str, ...], tuple[ReadQuery, ReadQuery]] = {}
 
-    def statements(self, active: tuple[str, ...]) -> tuple[Statements, Statements]:
+    def statements(self, active: tuple[str, ...]) -> tuple[ReadQuery, ReadQuery]:
         """The page and count statements for these filters."""
         found = self._statements.get(active)
         if found is None:
@@ -54,7 +54,7 @@ class OffsetList:
                 on_page = and_(self.table.c.app_id == keys.c.app_id, self.table.c.id == keys.c.id)
                 page = select(*self.columns).select_from(self.select_from.join(keys, on_page)).order_by(*self.order_by)
             count = select(func.count().label("total")).select_from(self.table).where(*conditions)
-            found = self._statements[active] = (Statements(page), Statements(count))
+            found = self._statements[active] = (ReadQuery(page), ReadQuery(count))
         return found
 
     async def fetch(

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from chipp_builder.server.responses import ERROR_RESPONSES
-from chipp_builder.server.routing import LeanRoute
+from chipp_builder.server.routing import PlannedRoute
 
 APP_BASE = "/api/v1/apps/{app_id}"
 
@@ -16,9 +16,9 @@ AppIdPath = Annotated[str, Path(description="The application's id (a UUID).")]
 
 
 def app_router(tag: str) -> APIRouter:
-    """A router under the app base path, with the error responses documented; its simple GET routes are served
-    through a planned handler (routing.LeanRoute)."""
-    return APIRouter(prefix=APP_BASE, tags=[tag], responses=ERROR_RESPONSES, route_class=LeanRoute)
+    """A router under the app base path, with the error responses documented; every GET route is served through
+    a planned handler (routing.PlannedRoute), and one that cannot be planned fails when the app is built."""
+    return APIRouter(prefix=APP_BASE, tags=[tag], responses=ERROR_RESPONSES, route_class=PlannedRoute)
 
 
 def as_uuid_or_none(text: str):  # type: ignore[no-untyped-def]

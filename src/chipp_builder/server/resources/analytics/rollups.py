@@ -1,7 +1,7 @@
 """SQL for analytics from the daily rollups: whole UTC days from the rollup tables, the partial first and last
 day of a range from the raw rows, so answers stay exact and cost follows days, not messages.
 
-Read through the fast path (db/fastread.py): every statement is compiled once per combination of bounds.
+Read through the reader (db/fastread.py): every query is compiled once per combination of bounds.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from uuid import UUID
 from sqlalchemy import bindparam, func, select, union
 
 from chipp_builder.server.db.counters import ACTIVE_CONSUMERS, read_counter
-from chipp_builder.server.db.days import as_date, utc_day
-from chipp_builder.server.db.fastread import Reader, Statements
+from chipp_builder.server.db.days import utc_day
+from chipp_builder.server.db.fastread import Reader, ReadQuery
 from chipp_builder.server.db.tables import daily_consumer, daily_message, daily_session, message, session
 
 _TICK = timedelta(microseconds=1)
@@ -80,7 +80,7 @@ def _time_bounds(column: Any, after: bool, before: bool) -> list[Any]:
 
 
 @cache
-def _whole_days(first: bool, end: bool) -> tuple[Statements, Statements, Statements]:
+def _whole_days(first: bool, end: bool) -> tuple[ReadQuery, ReadQuery, ReadQuery]:
     """Sessions per day, messages per day (summed over models) and (day, model) token rows, for whole days."""
     sessions = select(daily_session.c.day, daily_session.c.session_count).where(
         *_day_bounds(daily_session, first, end), daily_session.c.session_count > 0
@@ -94,11 +94,11 @@ def _whole_days(first: bool, end: bool) -> tuple[Statements, Statements, Stateme
         daily_message.c.day, daily_message.c.model_is_null, daily_message.c.model, daily_message.c.total_tokens,
         daily_message.c.message_count,
     ).where(*_day_bounds(daily_message, first, end), daily_message.c.message_count > 0)
-    return Statements(sessions, inline=True), Statements(messages, inline=True), Statements(tokens, inline=True)
+    return ReadQuery(sessions, on_loop=True), ReadQuery(messages, on_loop=True), ReadQuery(tokens, on_loop=True)
 
 
 @cache
-def _raw_piece(after: bool, before: bool) -> tuple[Statements, Statements, Statements]:
+def _raw_piece(after: bool, before: bool) -> tuple[ReadQuery, ReadQuery, ReadQuery]:
     """Sessions per day, messages per day and (day, model) token rows from the raw rows of a partial day."""
 
     def sessions(dialect: str) -> Any:
@@ -123,11 +123,11 @@ def _raw_piece(after: bool, before: bool) -> tuple[Statements, Statements, State
             .group_by(day, message.c.model)
         )
 
-    return Statements(sessions), Statements(messages), Statements(tokens)
+    return ReadQuery(sessions), ReadQuery(messages), ReadQuery(tokens)
 
 
 @cache
-def _unique_consumers(whole: bool, first: bool, end: bool, pieces: tuple[tuple[bool, bool], ...]) -> Statements:
+def _unique_consumers(whole: bool, first: bool, end: bool, pieces: tuple[tuple[bool, bool], ...]) -> ReadQuery:
     """Distinct consumers over the whole days' consumer-days and the partial days' sessions (a bounded range)."""
     bounds = ("a", "b")
 
@@ -150,7 +150,7 @@ def _unique_consumers(whole: bool, first: bool, end: bool, pieces: tuple[tuple[b
         everyone: Any = sets[0].distinct() if len(sets) == 1 else union(*sets)
         return select(func.count().label("unique")).select_from(everyone.subquery())
 
-    return Statements(build)
+    return ReadQuery(build)
 
 
 def _bound_values(split: Split) -> dict[str, Any]:
@@ -158,51 +158,53 @@ def _bound_values(split: Split) -> dict[str, Any]:
 
 
 async def usage_by_day(
-    db: Reader, app_id: UUID, after: datetime | None, before: datetime | None
+    reader: Reader, app_id: UUID, after: datetime | None, before: datetime | None
 ) -> tuple[dict[date, dict[str, int]], int]:
-    """The same answer as queries.usage_by_day, from the rollups plus the raw partial days."""
+    """Sessions (by started_at) and messages (by created_at) per UTC day, and the distinct consumers: from the
+    rollups plus the raw partial days (tests/oracles/analytics.py holds the raw-row answer it must equal)."""
     split = split_range(after, before)
     per_day: dict[date, dict[str, int]] = defaultdict(lambda: {"session_count": 0, "message_count": 0})
     first, end = split.first_day is not None, split.end_day is not None
     if split.whole:
         sessions, messages, _ = _whole_days(first, end)
-        for row in await db.fetch(sessions, app_id=app_id, **_bound_values(split)):
-            per_day[as_date(row["day"])]["session_count"] += int(row["session_count"])
-        for row in await db.fetch(messages, app_id=app_id, **_bound_values(split)):
+        for row in await reader.fetch(sessions, app_id=app_id, **_bound_values(split)):
+            per_day[row["day"]]["session_count"] += int(row["session_count"])
+        for row in await reader.fetch(messages, app_id=app_id, **_bound_values(split)):
             if row["message_count"]:
-                per_day[as_date(row["day"])]["message_count"] += int(row["message_count"])
+                per_day[row["day"]]["message_count"] += int(row["message_count"])
     for lo, hi in split.raw:
         sessions, messages, _ = _raw_piece(lo is not None, hi is not None)
-        for row in await db.fetch(sessions, app_id=app_id, after=lo, before=hi):
-            per_day[as_date(row["day"])]["session_count"] += int(row["session_count"])
-        for row in await db.fetch(messages, app_id=app_id, after=lo, before=hi):
-            per_day[as_date(row["day"])]["message_count"] += int(row["message_count"])
+        for row in await reader.fetch(sessions, app_id=app_id, after=lo, before=hi):
+            per_day[row["day"]]["session_count"] += int(row["session_count"])
+        for row in await reader.fetch(messages, app_id=app_id, after=lo, before=hi):
+            per_day[row["day"]]["message_count"] += int(row["message_count"])
     active = {day: counts for day, counts in per_day.items() if counts["session_count"] or counts["message_count"]}
     if after is None and before is None:
         # All time: the consumers any session names, a counter kept by every writer (db/counters.py).
-        return active, await read_counter(db, app_id, ACTIVE_CONSUMERS)
+        return active, await read_counter(reader, app_id, ACTIVE_CONSUMERS)
     # A bounded range: distinct consumers over the range's consumer-days (cost grows with the range's length).
     pieces = tuple((lo is not None, hi is not None) for lo, hi in split.raw)
     values: dict[str, Any] = {"app_id": app_id, **_bound_values(split)}
     for name, (lo, hi) in zip(("a", "b"), split.raw, strict=False):
         values[f"{name}_after"], values[f"{name}_before"] = lo, hi
-    unique = await db.fetch(_unique_consumers(split.whole, first, end, pieces), **values)
+    unique = await reader.fetch(_unique_consumers(split.whole, first, end, pieces), **values)
     return active, int(unique[0]["unique"])
 
 
 async def tokens_by_day_and_model(
-    db: Reader, app_id: UUID, after: datetime | None, before: datetime | None
+    reader: Reader, app_id: UUID, after: datetime | None, before: datetime | None
 ) -> list[tuple[date, str | None, int, int]]:
-    """The same rows as queries.tokens_by_day_and_model, from the rollups plus the raw partial days."""
+    """(day, model, total_tokens, message_count) for every day and model with messages in the range: from the
+    rollups plus the raw partial days."""
     split = split_range(after, before)
     rows: list[tuple[date, str | None, int, int]] = []
     if split.whole:
         _, _, tokens = _whole_days(split.first_day is not None, split.end_day is not None)
-        for row in await db.fetch(tokens, app_id=app_id, **_bound_values(split)):
+        for row in await reader.fetch(tokens, app_id=app_id, **_bound_values(split)):
             model = None if row["model_is_null"] else row["model"]
-            rows.append((as_date(row["day"]), model, int(row["total_tokens"]), int(row["message_count"])))
+            rows.append((row["day"], model, int(row["total_tokens"]), int(row["message_count"])))
     for lo, hi in split.raw:
         _, _, tokens = _raw_piece(lo is not None, hi is not None)
-        for row in await db.fetch(tokens, app_id=app_id, after=lo, before=hi):
-            rows.append((as_date(row["day"]), row["model"], int(row["total_tokens"]), int(row["message_count"])))
+        for row in await reader.fetch(tokens, app_id=app_id, after=lo, before=hi):
+            rows.append((row["day"], row["model"], int(row["total_tokens"]), int(row["message_count"])))
     return rows

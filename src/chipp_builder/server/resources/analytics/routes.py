@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from chipp_builder.schemas.analytics import GroupBy, TokenUsageEnvelope, UsageEnvelope
 from chipp_builder.schemas.common import format_period
 from chipp_builder.server.auth import KeyIdentity
-from chipp_builder.server.deps import Reads, require
+from chipp_builder.server.deps import ReaderDep, require
 from chipp_builder.server.params import TimestampValue
 from chipp_builder.server.resources.analytics import rollups
 from chipp_builder.server.resources.analytics.buckets import bucket_range, sum_into_buckets
@@ -20,7 +20,7 @@ from chipp_builder.server.resources.common import AppIdPath, app_router
 from chipp_builder.server.responses import json_response
 
 router = app_router("analytics")
-AnalyticsReader = Annotated[KeyIdentity, Depends(require("analytics"))]
+AnalyticsReadKey = Annotated[KeyIdentity, Depends(require("analytics"))]
 After = Annotated[TimestampValue, Query(description="Count activity strictly after this time (default: all time).")]
 Before = Annotated[TimestampValue, Query(description="Count activity strictly before this time.")]
 Grouping = Annotated[GroupBy, Query(description="Bucket size: day (UTC), week (from Monday) or month.")]
@@ -37,14 +37,14 @@ def _series(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @router.get("/analytics/usage", response_model=UsageEnvelope)
 async def get_usage(
     app_id: AppIdPath,
-    key: AnalyticsReader,
-    reads: Reads,
+    key: AnalyticsReadKey,
+    reader: ReaderDep,
     started_after: After = None,
     started_before: Before = None,
     group_by: Grouping = GroupBy.day,
 ) -> Response:
     """Sessions, unique consumers and messages over time."""
-    per_day, unique = await rollups.usage_by_day(reads, key.app_id, started_after, started_before)
+    per_day, unique = await rollups.usage_by_day(reader, key.app_id, started_after, started_before)
     starts = bucket_range(started_after, started_before, per_day.keys(), group_by.value)
     series = sum_into_buckets(per_day, starts, group_by.value, ("session_count", "message_count"))
     summary = {
@@ -58,14 +58,14 @@ async def get_usage(
 @router.get("/analytics/token-usage", response_model=TokenUsageEnvelope)
 async def get_token_usage(
     app_id: AppIdPath,
-    key: AnalyticsReader,
-    reads: Reads,
+    key: AnalyticsReadKey,
+    reader: ReaderDep,
     started_after: After = None,
     started_before: Before = None,
     group_by: Grouping = GroupBy.day,
 ) -> Response:
     """Token consumption by model and over time."""
-    rows = await rollups.tokens_by_day_and_model(reads, key.app_id, started_after, started_before)
+    rows = await rollups.tokens_by_day_and_model(reader, key.app_id, started_after, started_before)
     per_day: dict[date, dict[str, int]] = defaultdict(lambda: {"total_tokens": 0, "message_count": 0})
     per_model: dict[str | None, dict[str, int]] = defaultdict(lambda: {"total_tokens": 0, "message_count": 0})
     for day, model, tokens, count in rows:

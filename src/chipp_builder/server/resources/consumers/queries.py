@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.errors import NotFound
 from chipp_builder.server.db.counters import add_counts
-from chipp_builder.server.db.fastread import Reader
+from chipp_builder.server.db.fastread import Reader, ReadQuery
 from chipp_builder.server.db.offset_list import OffsetList
 from chipp_builder.server.db.tables import consumer
 from chipp_builder.server.db.writelock import advisory_lock
@@ -41,7 +41,7 @@ CONSUMER_LIST = OffsetList(
 
 
 async def list_consumers(
-    db: Reader,
+    reader: Reader,
     app_id: UUID,
     *,
     limit: int,
@@ -53,7 +53,7 @@ async def list_consumers(
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of consumers, newest first, and the total of the filtered set (unfiltered: the app's row counter)."""
     return await CONSUMER_LIST.fetch(
-        db, app_id, limit, offset,
+        reader, app_id, limit, offset,
         pattern=None if search is None else f"%{escape_like(search.casefold())}%",
         with_email=True if has_email is True else None,
         without_email=True if has_email is False else None,
@@ -61,11 +61,24 @@ async def list_consumers(
     )
 
 
-async def get_consumer(db: AsyncConnection, app_id: UUID, consumer_id: UUID) -> dict[str, Any] | None:
+_CONSUMER_BY_ID = ReadQuery(
+    select(*CONSUMER_COLUMNS).where(
+        consumer.c.id == bindparam("consumer_id"), consumer.c.app_id == bindparam("app_id")
+    ),
+    on_loop=True,  # by primary key
+)
+
+
+async def get_consumer(reader: Reader, app_id: UUID, consumer_id: UUID) -> dict[str, Any] | None:
     """One consumer of this app, or None."""
-    query = select(*CONSUMER_COLUMNS).where(consumer.c.id == consumer_id, consumer.c.app_id == app_id)
-    row = (await db.execute(query)).mappings().first()
-    return None if row is None else dict(row)
+    rows = await reader.fetch(_CONSUMER_BY_ID, consumer_id=consumer_id, app_id=app_id)
+    return rows[0] if rows else None
+
+
+async def consumer_exists(db: AsyncConnection, app_id: UUID, consumer_id: UUID) -> bool:
+    """Whether the consumer is this app's, read in the caller's write transaction (not through the reader)."""
+    query = select(consumer.c.id).where(consumer.c.id == consumer_id, consumer.c.app_id == app_id)
+    return (await db.execute(query)).first() is not None
 
 
 def search_folded(name: str | None, email: str | None, identifier: str | None) -> str:

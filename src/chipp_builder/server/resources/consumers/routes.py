@@ -15,7 +15,7 @@ from chipp_builder.server import tokens
 from chipp_builder.server.auth import KeyIdentity
 from chipp_builder.server.body import WRITE_ERRORS, openapi_body, read_json, validate_body
 from chipp_builder.server.db.writelock import write_transaction
-from chipp_builder.server.deps import ReadConn, Reads, WriteConn, require, require_write
+from chipp_builder.server.deps import ReaderDep, WriteConn, require, require_write
 from chipp_builder.server.pagination import offset_pagination
 from chipp_builder.server.params import Limit, Offset, Search, TimestampValue
 from chipp_builder.server.resources.common import AppIdPath, app_router, as_uuid_or_none
@@ -23,14 +23,14 @@ from chipp_builder.server.resources.consumers import queries
 from chipp_builder.server.responses import json_response
 
 router = app_router("consumers")
-ConsumersReader = Annotated[KeyIdentity, Depends(require("consumers"))]
+ConsumersReadKey = Annotated[KeyIdentity, Depends(require("consumers"))]
 
 
 @router.get("/consumers", response_model=ConsumerList)
 async def list_consumers(
     app_id: AppIdPath,
-    key: ConsumersReader,
-    reads: Reads,
+    key: ConsumersReadKey,
+    reader: ReaderDep,
     limit: Limit = 25,
     offset: Offset = 0,
     search: Annotated[
@@ -42,7 +42,7 @@ async def list_consumers(
 ) -> Response:
     """List the app's consumers, newest first (offset pagination)."""
     data, total = await queries.list_consumers(
-        reads, key.app_id, limit=limit, offset=offset, search=search,
+        reader, key.app_id, limit=limit, offset=offset, search=search,
         has_email=None if has_email is None else has_email == "true",
         created_after=created_after, created_before=created_before,
     )
@@ -53,18 +53,18 @@ async def list_consumers(
 async def get_consumer(
     app_id: AppIdPath,
     consumer_id: Annotated[str, Path(description="The consumer's id (a UUID).")],
-    key: ConsumersReader,
-    db: ReadConn,
+    key: ConsumersReadKey,
+    reader: ReaderDep,
 ) -> Response:
     """Get one consumer."""
     cid = as_uuid_or_none(consumer_id)
-    found = None if cid is None else await queries.get_consumer(db, key.app_id, cid)
+    found = None if cid is None else await queries.get_consumer(reader, key.app_id, cid)
     if found is None:
         raise NotFound("Consumer not found")
     return json_response({"data": found})
 
 
-ConsumersWriter = Annotated[KeyIdentity, Depends(require_write("consumers"))]
+ConsumersWriteKey = Annotated[KeyIdentity, Depends(require_write("consumers"))]
 AUTH_RULES: dict[str, str] = {
     "external_id": "text of 1 to 320 characters without control characters",
     "email": "an email address of at most 320 characters",
@@ -81,7 +81,7 @@ AUTH_RULES: dict[str, str] = {
                413: WRITE_ERRORS[413], 507: WRITE_ERRORS[507]},
     openapi_extra=openapi_body(ConsumerAuth, "The site's user: `external_id` and/or `email`, with details."),
 )
-async def auth_consumer(app_id: AppIdPath, request: Request, key: ConsumersWriter, db: WriteConn) -> Response:
+async def auth_consumer(app_id: AppIdPath, request: Request, key: ConsumersWriteKey, db: WriteConn) -> Response:
     """Find or create a consumer (201 when created) and issue a short-lived signed token for it."""
     raw, _value = await read_json(request)
     body = validate_body(ConsumerAuth, raw, AUTH_RULES)

@@ -27,7 +27,7 @@ from chipp_builder.server.resources.common import AppIdPath, app_router
 from chipp_builder.server.resources.conversations import service
 
 router = app_router("conversations")
-SessionsWriter = Annotated[KeyIdentity, Depends(require_write("sessions"))]
+SessionsWriteKey = Annotated[KeyIdentity, Depends(require_write("sessions"))]
 
 _TEXT = "text of {} without control characters"
 _COUNT = f"an integer between 0 and {MAX_INT32}"
@@ -70,7 +70,7 @@ LOG_RULES: dict[str, str] = {
     ),
 )
 async def log_conversation(
-    app_id: AppIdPath, request: Request, key: SessionsWriter, db: WriteConn
+    app_id: AppIdPath, request: Request, key: SessionsWriteKey, db: WriteConn
 ) -> Response:
     """Log chat turns: create a session (201) or append to one (200), all or nothing."""
     raw, value = await read_json(request)

@@ -120,7 +120,7 @@ async def _existing_session(db: AsyncConnection, app_id: UUID, body: Conversatio
     if target is None:
         raise NotFound("Session not found")
     if body.consumer is not None and body.consumer.id is not None:
-        if await consumers.get_consumer(db, app_id, body.consumer.id) is None:
+        if not await consumers.consumer_exists(db, app_id, body.consumer.id):
             raise NotFound("Consumer not found")
     # Read after the lock: the clock and the newest message come after the previous append's.
     now = utc_now()

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy import Text, and_, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.errors import NotFound
@@ -21,7 +21,7 @@ PREVIEW_LENGTH = 200
 FEEDBACK_COLUMNS = (
     feedback.c.id, feedback.c.session_id, feedback.c.message_id, feedback.c.consumer_id, feedback.c.rating,
     # substr counts characters (code points) on both SQLite and PostgreSQL.
-    func.substr(message.c.content, 1, PREVIEW_LENGTH).label("message_preview"),
+    func.substr(message.c.content, 1, PREVIEW_LENGTH, type_=Text).label("message_preview"),
     feedback.c.created_at,
 )
 _FEEDBACK_FROM = feedback.outerjoin(
@@ -45,7 +45,7 @@ FEEDBACK_LIST = OffsetList(
 
 
 async def list_feedback(
-    db: Reader,
+    reader: Reader,
     app_id: UUID,
     *,
     limit: int,
@@ -58,7 +58,7 @@ async def list_feedback(
     """A page of feedback, newest first, with each rated message's preview, and the filtered total (unfiltered:
     the app's row counter, not a count(*))."""
     return await FEEDBACK_LIST.fetch(
-        db, app_id, limit, offset, rating=rating, session_id=session_id, created_after=created_after,
+        reader, app_id, limit, offset, rating=rating, session_id=session_id, created_after=created_after,
         created_before=created_before,
     )
 

@@ -11,7 +11,7 @@ from chipp_builder.schemas.common import utc_now
 from chipp_builder.schemas.feedback import FeedbackCreate, FeedbackEnvelope, FeedbackList
 from chipp_builder.server.auth import KeyIdentity
 from chipp_builder.server.body import WRITE_ERRORS, openapi_body, read_json, validate_body
-from chipp_builder.server.deps import Reads, WriteConn, require, require_write
+from chipp_builder.server.deps import ReaderDep, WriteConn, require, require_write
 from chipp_builder.server.idempotency import idempotent_write
 from chipp_builder.server.pagination import offset_pagination
 from chipp_builder.server.params import Limit, Offset, TimestampValue, UUIDValue
@@ -20,14 +20,14 @@ from chipp_builder.server.resources.feedback import queries
 from chipp_builder.server.responses import json_response
 
 router = app_router("feedback")
-FeedbackReader = Annotated[KeyIdentity, Depends(require("feedback"))]
+FeedbackReadKey = Annotated[KeyIdentity, Depends(require("feedback"))]
 
 
 @router.get("/feedback", response_model=FeedbackList)
 async def list_feedback(
     app_id: AppIdPath,
-    key: FeedbackReader,
-    reads: Reads,
+    key: FeedbackReadKey,
+    reader: ReaderDep,
     limit: Limit = 25,
     offset: Offset = 0,
     rating: Annotated[Literal["-1", "0", "1"] | None, Query(description="Only this rating: -1, 0 or 1.")] = None,
@@ -37,13 +37,13 @@ async def list_feedback(
 ) -> Response:
     """List message ratings, newest first (offset pagination)."""
     data, total = await queries.list_feedback(
-        reads, key.app_id, limit=limit, offset=offset, rating=None if rating is None else int(rating),
+        reader, key.app_id, limit=limit, offset=offset, rating=None if rating is None else int(rating),
         session_id=session_id, created_after=created_after, created_before=created_before,
     )
     return json_response({"data": data, "pagination": offset_pagination(total, limit, offset, len(data))})
 
 
-FeedbackWriter = Annotated[KeyIdentity, Depends(require_write("feedback"))]
+FeedbackWriteKey = Annotated[KeyIdentity, Depends(require_write("feedback"))]
 RATE_RULES: dict[str, str] = {
     "message_id": "the id of one of the app's messages (1 to 64 characters without control characters)",
     "rating": "one of -1, 0, 1",
@@ -60,7 +60,7 @@ RATE_RULES: dict[str, str] = {
     openapi_extra=openapi_body(FeedbackCreate, "A rating of one message by one consumer.", idempotent=True),
 )
 async def create_feedback(
-    app_id: AppIdPath, request: Request, key: FeedbackWriter, db: WriteConn
+    app_id: AppIdPath, request: Request, key: FeedbackWriteKey, db: WriteConn
 ) -> Response:
     """Rate a message: 201 for a new rating, 200 when it replaces this consumer's earlier one."""
     raw, value = await read_json(request)

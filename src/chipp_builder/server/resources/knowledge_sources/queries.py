@@ -30,8 +30,8 @@ SOURCE_LIST = OffsetList(
 
 
 async def list_knowledge_sources(
-    db: Reader, app_id: UUID, *, limit: int, offset: int, status: str | None = None,
+    reader: Reader, app_id: UUID, *, limit: int, offset: int, status: str | None = None,
     source_type: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of knowledge sources, newest first, and the filtered total (unfiltered: the app's row counter)."""
-    return await SOURCE_LIST.fetch(db, app_id, limit, offset, status=status, source_type=source_type)
+    return await SOURCE_LIST.fetch(reader, app_id, limit, offset, status=status, source_type=source_type)

@@ -32,10 +32,10 @@ MEMORY_LIST = OffsetList(
 
 
 async def list_memories(
-    db: Reader, app_id: UUID, *, limit: int, offset: int, consumer_id: UUID | None = None,
+    reader: Reader, app_id: UUID, *, limit: int, offset: int, consumer_id: UUID | None = None,
     memory_type: str | None = None, memory_layer: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of memories, newest first, and the filtered total (unfiltered: the app's row counter)."""
     return await MEMORY_LIST.fetch(
-        db, app_id, limit, offset, consumer_id=consumer_id, memory_type=memory_type, memory_layer=memory_layer
+        reader, app_id, limit, offset, consumer_id=consumer_id, memory_type=memory_type, memory_layer=memory_layer
     )

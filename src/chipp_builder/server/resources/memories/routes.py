@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from chipp_builder.schemas.memories import MemoryLayer, MemoryList, MemoryType
 from chipp_builder.server.auth import KeyIdentity
-from chipp_builder.server.deps import Reads, require
+from chipp_builder.server.deps import ReaderDep, require
 from chipp_builder.server.pagination import offset_pagination
 from chipp_builder.server.params import Limit, Offset, UUIDValue
 from chipp_builder.server.resources.common import AppIdPath, app_router
@@ -23,7 +23,7 @@ router = app_router("memories")
 async def list_memories(
     app_id: AppIdPath,
     key: Annotated[KeyIdentity, Depends(require("memories"))],
-    reads: Reads,
+    reader: ReaderDep,
     limit: Limit = 25,
     offset: Offset = 0,
     consumer_id: Annotated[UUIDValue, Query(description="Only this consumer's memories.")] = None,
@@ -32,7 +32,7 @@ async def list_memories(
 ) -> Response:
     """List the app's memories, newest first (offset pagination)."""
     data, total = await queries.list_memories(
-        reads, key.app_id, limit=limit, offset=offset, consumer_id=consumer_id,
+        reader, key.app_id, limit=limit, offset=offset, consumer_id=consumer_id,
         memory_type=memory_type.value if memory_type else None,
         memory_layer=memory_layer.value if memory_layer else None,
     )

@@ -12,7 +12,7 @@ from chipp_builder.errors import InvalidRequest, NotFound
 from chipp_builder.schemas.common import Role, Source
 from chipp_builder.schemas.sessions import MessageList, SessionEnvelope, SessionList
 from chipp_builder.server.auth import KeyIdentity
-from chipp_builder.server.deps import Reads, require
+from chipp_builder.server.deps import ReaderDep, require
 from chipp_builder.server.pagination import INVALID_CURSOR, cursor_page, decode_cursor
 from chipp_builder.server.params import Cursor, Limit, Search, TimestampValue, UUIDValue
 from chipp_builder.server.resources.common import AppIdPath, app_router, as_uuid_or_none
@@ -20,7 +20,7 @@ from chipp_builder.server.resources.sessions import queries
 from chipp_builder.server.responses import json_response
 
 router = app_router("sessions")
-SessionsReader = Annotated[KeyIdentity, Depends(require("sessions"))]
+SessionsReadKey = Annotated[KeyIdentity, Depends(require("sessions"))]
 SessionIdPath = Annotated[str, Path(description="The session's id (a UUID).")]
 
 
@@ -37,8 +37,8 @@ def _session_cursor(cursor: str | None) -> tuple[UUID, object] | None:
 @router.get("/sessions", response_model=SessionList)
 async def list_sessions(
     app_id: AppIdPath,
-    key: SessionsReader,
-    reads: Reads,
+    key: SessionsReadKey,
+    reader: ReaderDep,
     limit: Limit = 25,
     cursor: Cursor = None,
     source: Annotated[Source | None, Query(description="Only sessions from this channel.")] = None,
@@ -49,19 +49,21 @@ async def list_sessions(
 ) -> Response:
     """List the app's chat sessions, newest first (cursor pagination)."""
     rows = await queries.list_sessions(
-        reads, key.app_id, limit=limit, after=_session_cursor(cursor),  # type: ignore[arg-type]
+        reader, key.app_id, limit=limit, after=_session_cursor(cursor),  # type: ignore[arg-type]
         source=source.value if source else None, consumer_id=consumer_id,
         started_after=started_after, started_before=started_before, search=search,
     )
-    data, pagination = cursor_page(rows, limit, "session", "started_at")
+    data, pagination = cursor_page(rows, limit, "session")
     return json_response({"data": data, "pagination": pagination})
 
 
 @router.get("/sessions/{session_id}", response_model=SessionEnvelope)
-async def get_session(app_id: AppIdPath, session_id: SessionIdPath, key: SessionsReader, reads: Reads) -> Response:
+async def get_session(
+    app_id: AppIdPath, session_id: SessionIdPath, key: SessionsReadKey, reader: ReaderDep
+) -> Response:
     """Get one session."""
     sid = as_uuid_or_none(session_id)
-    found = None if sid is None else await queries.get_session(reads, key.app_id, sid)
+    found = None if sid is None else await queries.get_session(reader, key.app_id, sid)
     if found is None:
         raise NotFound("Session not found")
     return json_response({"data": found})
@@ -71,8 +73,8 @@ async def get_session(app_id: AppIdPath, session_id: SessionIdPath, key: Session
 async def list_messages(
     app_id: AppIdPath,
     session_id: SessionIdPath,
-    key: SessionsReader,
-    reads: Reads,
+    key: SessionsReadKey,
+    reader: ReaderDep,
     limit: Limit = 25,
     cursor: Cursor = None,
     role: Annotated[Role | None, Query(description="Only messages with this role.")] = None,
@@ -86,12 +88,12 @@ async def list_messages(
 ) -> Response:
     """List a session's messages, oldest first (cursor pagination)."""
     sid = as_uuid_or_none(session_id)
-    if sid is None or not await queries.session_exists(reads, key.app_id, sid):
+    if sid is None or not await queries.session_exists(reader, key.app_id, sid):
         raise NotFound("Session not found")
     after = decode_cursor(cursor, "message") if cursor is not None else None
     rows = await queries.list_messages(
-        reads, key.app_id, sid, limit=limit, after=after, role=role.value if role else None,
+        reader, key.app_id, sid, limit=limit, after=after, role=role.value if role else None,
         created_after=created_after, created_before=created_before, tool_details=include is not None,
     )
-    data, pagination = cursor_page(rows, limit, "message", "created_at")
+    data, pagination = cursor_page(rows, limit, "message")
     return json_response({"data": data, "pagination": pagination})

@@ -1,4 +1,7 @@
-"""SQL for analytics over the raw rows: the reference path, and the partial days of rollups.py's answers."""
+"""The raw-row analytics oracle: what GET /analytics/usage and /analytics/token-usage must answer, counted
+straight from the session and message rows through the engine. resources/analytics/rollups.py (whole days from
+the rollups, partial days from the raw rows) must equal it: tests/integration/test_rollups.py checks that on
+random data and ranges, and benchmarks/bench_scale.py times the two."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from uuid import UUID
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chipp_builder.server.db.days import as_date, utc_day
+from chipp_builder.server.db.days import utc_day
 from chipp_builder.server.db.tables import message, session
 
 
@@ -34,11 +37,11 @@ async def usage_by_day(
     s_day = utc_day(session.c.started_at, dialect).label("day")
     session_where = [session.c.app_id == app_id, *in_range(session.c.started_at, after, before)]
     for row in (await db.execute(select(s_day, func.count()).where(*session_where).group_by(s_day))).all():
-        per_day[as_date(row[0])]["session_count"] = row[1]
+        per_day[row[0]]["session_count"] = row[1]
     m_day = utc_day(message.c.created_at, dialect).label("day")
     message_where = [message.c.app_id == app_id, *in_range(message.c.created_at, after, before)]
     for row in (await db.execute(select(m_day, func.count()).where(*message_where).group_by(m_day))).all():
-        per_day[as_date(row[0])]["message_count"] = row[1]
+        per_day[row[0]]["message_count"] = row[1]
     if not distinct:
         return dict(per_day), 0
     unique = (
@@ -57,4 +60,4 @@ async def tokens_by_day_and_model(
         .where(message.c.app_id == app_id, *in_range(message.c.created_at, after, before))
         .group_by(m_day, message.c.model)
     )
-    return [(as_date(r[0]), r[1], int(r[2]), int(r[3])) for r in (await db.execute(query)).all()]
+    return [(r[0], r[1], int(r[2]), int(r[3])) for r in (await db.execute(query)).all()]
