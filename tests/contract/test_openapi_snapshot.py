@@ -22,7 +22,7 @@ APP_PREFIX = "/api/v1/apps/{app_id}"
 ENUMS = {
     "source": ["APP", "API", "WHATSAPP", "SLACK", "EMAIL", "VOICE", "WIDGET", "ACP"],
     "role": ["user", "assistant", "system", "tool"],
-    "rating": ["-1", "0", "1"],
+    "rating": [-1, 0, 1],
     "has_email": ["true", "false"],
     "status": ["pending", "processing", "completed", "failed", "deleting"],
     "type": ["file", "url", "google_drive", "notion", "text", "qa", "sitemap", "youtube", "confluence"],
@@ -152,3 +152,75 @@ async def test_the_error_envelope_schema_is_code_and_message(doc):
     schemas = doc["components"]["schemas"]
     assert list(schemas["ErrorEnvelope"]["properties"]) == ["error"]
     assert list(schemas["ErrorBody"]["properties"]) == ["code", "message"]
+
+
+OPERATION_IDS = {
+    "create_application", "list_builder_keys", "create_builder_key", "revoke_builder_key", "get_token_usage",
+    "get_usage", "list_consumers", "auth_consumer", "get_consumer", "log_conversation", "list_feedback",
+    "create_feedback", "list_knowledge_sources", "list_memories", "list_sessions", "get_session", "list_messages",
+    "list_tags",
+}
+
+
+async def test_operation_ids_are_the_route_functions_names(doc):
+    ids = [op["operationId"] for _, _, op in operations(doc)]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == OPERATION_IDS
+
+
+async def test_every_request_body_is_a_named_component(doc):
+    bodies = {
+        op["operationId"]: op["requestBody"]["content"]["application/json"]["schema"]
+        for _, _, op in operations(doc)
+        if "requestBody" in op
+    }
+    assert len(bodies) == 5
+    for schema in bodies.values():
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        assert set(schema) == {"$ref"} and doc["components"]["schemas"][name]["type"] == "object"
+    assert bodies["create_feedback"] == {"$ref": "#/components/schemas/FeedbackCreate"}
+    # Every reference anywhere in the document resolves.
+    text = json.dumps(doc)
+    for ref in {part.split('"')[0] for part in text.split('"$ref": "#/components/schemas/')[1:]}:
+        assert ref in doc["components"]["schemas"], ref
+
+
+async def test_ratings_are_integer_enums(doc):
+    schemas = doc["components"]["schemas"]
+    for name in ("Feedback", "MessageFeedback", "FeedbackCreate"):
+        assert schemas[name]["properties"]["rating"]["enum"] == [-1, 0, 1], name
+        assert schemas[name]["properties"]["rating"]["type"] == "integer", name
+    (parameter,) = [p for op, name, p in query_parameters(doc) if name == "rating"]
+    assert parameter["schema"]["type"] == "integer"
+
+
+def _timestamp_properties(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    found = []
+    for model, schema in doc["components"]["schemas"].items():
+        for field, prop in schema.get("properties", {}).items():
+            if field.endswith("_at") or field == "period":
+                # Besides null, a request body's optional timestamp accepts "" (read as absent).
+                branches = [b for b in prop.get("anyOf", [prop]) if b.get("type") != "null" and b != {"enum": [""]}]
+                found.extend((model, field, branch) for branch in branches)
+    return found
+
+
+async def test_every_timestamp_is_a_date_time(doc):
+    stamps = _timestamp_properties(doc)
+    assert len(stamps) >= 25
+    assert [(m, f) for m, f, s in stamps if (s.get("type"), s.get("format")) != ("string", "date-time")] == []
+
+
+async def test_a_tool_result_is_a_string(doc):
+    assert doc["components"]["schemas"]["ToolResult"]["properties"]["result"]["type"] == "string"
+
+
+async def test_a_ratings_consumer_says_when_it_is_null(doc):
+    for name in ("Feedback", "MessageFeedback"):
+        assert "Null only when" in doc["components"]["schemas"][name]["properties"]["consumer_id"]["description"]
+
+
+async def test_every_401_documents_the_bearer_challenge(doc):
+    for _, _, op in operations(doc):
+        if "401" in op["responses"]:
+            assert op["responses"]["401"]["headers"]["WWW-Authenticate"]["schema"]["enum"] == ["Bearer"]

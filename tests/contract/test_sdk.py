@@ -145,7 +145,7 @@ async def test_sessions_messages_walks_every_message_with_tool_details(sdk: Asyn
     assert reply.model == "gpt-4o" and reply.token_count == 40
     assert reply.created_at == datetime(2025, 6, 1, 10, 0, 6, 500000, tzinfo=UTC)
     assert reply.tool_calls is not None and reply.tool_calls[0].tool_name == "lookup_invoice"
-    assert reply.tool_results is not None and reply.tool_results[0].result == {"total": 42}
+    assert reply.tool_results is not None and reply.tool_results[0].result == '{"total":42}'  # as its JSON text
     assert [t.name for t in reply.tags] == ["billing"]
     assert reply.feedback is not None and reply.feedback.rating == -1
 

@@ -193,6 +193,20 @@ async def test_demo_feedback_rates_about_a_tenth_of_assistant_messages(engine: A
     assert ratings == 3
 
 
+async def test_demo_ratings_name_their_consumer_and_tool_results_are_text(engine: AsyncEngine) -> None:
+    app_id = await generate_demo(engine, sessions=300, seed=17, now=NOW)
+
+    async with engine.connect() as db:
+        raters = (await db.execute(select(feedback.c.consumer_id).where(feedback.c.app_id == app_id))).scalars().all()
+        results = (
+            await db.execute(select(message.c.tool_results).where(message.c.tool_results.is_not(None)))
+        ).scalars().all()
+    assert len(raters) > 20 and None not in raters
+    items = [item for listed in results for item in listed]
+    assert len(items) > 10 and all(isinstance(item["result"], str) for item in items)
+    assert any(item["result"].startswith("{") for item in items)  # structured ones as their JSON text
+
+
 async def test_demo_titles_include_non_ascii_and_are_casefolded(engine: AsyncEngine) -> None:
     app_id = await generate_demo(engine, sessions=200, seed=16, now=NOW)
 
@@ -237,7 +251,7 @@ async def test_the_same_seed_gives_the_same_data(tmp_path: Any) -> None:
 # changes only when the demo's output does: a refactoring must leave it alone; a deliberate change of the
 # generated data (its vocabulary, its distributions) updates it, with the new value this test prints.
 PINNED_SEED, PINNED_SESSIONS = 2024, 300
-PINNED_DIGEST = "dbfb7216e8713637c327f41df7812e37cb50930a04a70ef015f46f09be55daa4"
+PINNED_DIGEST = "39e58fd8038eabce198913d2295b823456857d44b6db3e4658ec2f77ab07b2fb"
 DEMO_TABLES = (
     app,
     consumer,

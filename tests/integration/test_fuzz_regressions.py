@@ -28,9 +28,23 @@ def operations() -> list[tuple[str, str, dict[str, Any]]]:
     return [(method.upper(), path, op) for path, item in DOC["paths"].items() for method, op in item.items()]
 
 
+def _resolved(node: Any) -> Any:
+    """A schema with each `#/components/schemas/...` reference replaced by that component (resolved too)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            component = DOC["components"]["schemas"][ref.removeprefix("#/components/schemas/")]
+            return _resolved({**component, **{key: value for key, value in node.items() if key != "$ref"}})
+        return {key: _resolved(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolved(item) for item in node]
+    return node
+
+
 def body_schema(method: str, path: str) -> dict[str, Any]:
+    """The request body's schema as a client reads it: the named component, its references resolved."""
     op = DOC["paths"][path][method.lower()]
-    return dict(op["requestBody"]["content"]["application/json"]["schema"])
+    return dict(_resolved(op["requestBody"]["content"]["application/json"]["schema"]))
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -68,4 +69,69 @@ async def test_upgrading_a_database_with_data_to_0004_keeps_every_session_s_cons
     assert kept == 1
     assert {k: bool(v) for k, v in flags.items()} == {named: True, alone: False}
     assert counter == 1
+    check(database_url)
+
+
+async def test_upgrading_to_0005_turns_tool_results_into_text_and_names_raters(database_url: str) -> None:
+    """0005 rewrites stored data only: a structured tool result becomes its JSON text (text ones stay as they
+    are), and a rating stored without a consumer takes its session's consumer (none when the session has none)."""
+    _run_command(command.downgrade, alembic_config(database_url), "0004")
+    engine = make_engine(database_url)
+    sqlite = engine.dialect.name == "sqlite"
+
+    def uuid_of(n: int) -> str:  # as each database stores a UUID
+        return f"{n:032x}" if sqlite else str(uuid.UUID(int=n))
+
+    at: object = "2025-06-01 10:00:00.000000" if sqlite else datetime(2025, 6, 1, 10, tzinfo=UTC)
+    as_json = ":results" if sqlite else "CAST(:results AS json)"
+    app, alice, owned, lone = uuid_of(1), uuid_of(2), uuid_of(3), uuid_of(4)
+    tools = {
+        "structured": '[{"tool_name": "lookup", "result": {"hits": 3, "city": "Zürich"}}, '
+                      '{"tool_name": "echo", "result": "as it was"}]',
+        "text": '[{"tool_name": "echo", "result": "as it was"}]',
+    }
+    try:
+        async with engine.begin() as db:
+            await db.execute(text("INSERT INTO app (id, name, created_at) VALUES (:id, 'a', :at)"),
+                             {"id": app, "at": at})
+            await db.execute(
+                text("INSERT INTO consumer (id, app_id, identifier, email_verified, credits, subscription_active, "
+                     "mode, is_anonymous, created_at, updated_at, search_folded, has_session) "
+                     "VALUES (:id, :app, 'alice', false, 0, false, 'default', false, :at, :at, '', true)"),
+                {"id": alice, "app": app, "at": at},
+            )
+            for session_id, consumer_id in ((owned, alice), (lone, None)):
+                await db.execute(
+                    text("INSERT INTO session (id, app_id, consumer_id, source, mode, is_bookmarked, "
+                         "is_multiplayer, message_count, started_at, last_activity_at, title_folded) "
+                         "VALUES (:id, :app, :consumer, 'API', 'default', false, false, 1, :at, :at, '')"),
+                    {"id": session_id, "app": app, "consumer": consumer_id, "at": at},
+                )
+            for message_id, session_id in (("structured", owned), ("text", lone)):
+                await db.execute(
+                    text("INSERT INTO message (app_id, id, session_id, role, content, tool_results, created_at) "
+                         f"VALUES (:app, :id, :session, 'assistant', 'x', {as_json}, :at)"),
+                    {"app": app, "id": message_id, "session": session_id, "results": tools[message_id], "at": at},
+                )
+            for feedback_id, message_id, session_id in (("f1", "structured", owned), ("f2", "text", lone)):
+                await db.execute(
+                    text("INSERT INTO feedback (app_id, id, session_id, message_id, consumer_id, rating, created_at) "
+                         "VALUES (:app, :id, :session, :message, NULL, 1, :at)"),
+                    {"app": app, "id": feedback_id, "session": session_id, "message": message_id, "at": at},
+                )
+        upgrade(database_url)
+        async with engine.connect() as db:
+            stored = dict((await db.execute(text("SELECT id, tool_results FROM message"))).all())
+            raters = dict((await db.execute(text("SELECT id, consumer_id FROM feedback"))).all())
+    finally:
+        await engine.dispose()
+    results = {key: value if isinstance(value, list) else json.loads(value) for key, value in stored.items()}
+    assert results == {
+        "structured": [{"tool_name": "lookup", "result": '{"hits":3,"city":"Zürich"}'},
+                       {"tool_name": "echo", "result": "as it was"}],
+        "text": [{"tool_name": "echo", "result": "as it was"}],
+    }
+    assert {key: None if value is None else str(value).replace("-", "") for key, value in raters.items()} == {
+        "f1": f"{2:032x}", "f2": None,
+    }
     check(database_url)

@@ -207,6 +207,27 @@ async def test_a_trusted_forwarded_header_separates_client_addresses(database_ur
         await _close(server)
 
 
+@pytest.mark.parametrize(("proxies", "separated"), [("10.1.1.1, 192.168.0.0/16", False), ("127.0.0.0/8, ::1", True)])
+async def test_the_forwarded_header_is_read_only_from_a_trusted_proxy(database_url, clock, proxies, separated):
+    # The test client connects from 127.0.0.1: a listed proxy in the second case only.
+    server = await _limited_server(database_url, trusted_client_ip_header="X-Forwarded-For", trusted_proxies=proxies)
+    try:
+        app = await make_app(server)
+        transport = httpx.ASGITransport(app=server, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            for n in range(LIMIT):
+                await client.get(f"{app.base}/sessions", headers={"X-Forwarded-For": f"10.0.0.{n}"})
+            last = await client.get(f"{app.base}/sessions", headers={"X-Forwarded-For": "10.0.0.99"})
+        assert last.status_code == (401 if separated else 429)
+    finally:
+        await _close(server)
+
+
+def test_trusted_proxies_must_be_addresses_or_networks(database_url):
+    with pytest.raises(ValueError, match="proxy.example"):
+        Settings(database_url=database_url, trusted_proxies="10.0.0.1, proxy.example")
+
+
 async def test_the_default_limit_is_120(api, server, clock, monkeypatch):
     default = Settings.model_fields["rate_limit"].default
     assert default == 120

@@ -154,7 +154,9 @@ async def test_every_message_field_is_stored(server: Any, api: Any) -> None:
     assert stored["id"] == "ext-42" and stored["content"] == message["content"]
     assert (stored["model"], stored["token_count"], stored["latency_ms"]) == ("gpt-4o", 120, 850)
     assert stored["created_at"] == "2025-06-01T10:00:00.500000Z"
-    assert stored["tool_calls"] == message["tool_calls"] and stored["tool_results"] == message["tool_results"]
+    assert stored["tool_calls"] == message["tool_calls"]
+    # A structured result is given back as its JSON text, as the seed shows `result` (a string).
+    assert stored["tool_results"] == [{"tool_name": "lookup_invoice", "result": '{"total":42,"items":[1,2]}'}]
     assert stored["tags"] == [] and stored["feedback"] is None and stored["audio_url"] is None
 
 

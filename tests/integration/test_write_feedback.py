@@ -74,18 +74,13 @@ async def test_a_second_rating_by_the_same_consumer_replaces_the_first(server: A
 
 async def test_other_consumers_ratings_are_kept_apart(server: Any, api: Any) -> None:
     app = await make_app(server, RECORDS, scopes=WRITE)
-    for consumer, rating in ((ALICE, 1), (BOB, -1), (None, 0)):
-        body: dict[str, Any] = {"message_id": "m2", "rating": rating}
-        if consumer:
-            body["consumer_id"] = consumer
-        assert (await rate(api, app, body)).status_code == 201
-    assert (await rate(api, app, {"message_id": "m2", "rating": 1})).status_code == 200  # the anonymous one
+    for consumer, rating in ((ALICE, 1), (BOB, -1)):
+        response = await rate(api, app, {"message_id": "m2", "rating": rating, "consumer_id": consumer})
+        assert response.status_code == 201
+    # Naming nobody is the session's consumer (Alice) rating again: it replaces hers.
+    assert (await rate(api, app, {"message_id": "m2", "rating": 0})).status_code == 200
     listed = (await get(api, app, "/feedback", {"session_id": S1})).json()
-    assert sorted((f["consumer_id"] or "", f["rating"]) for f in listed["data"]) == [
-        ("", 1),
-        (ALICE, 1),
-        (BOB, -1),
-    ]
+    assert sorted((f["consumer_id"], f["rating"]) for f in listed["data"]) == [(ALICE, 0), (BOB, -1)]
 
 
 async def test_imported_duplicates_collapse_to_one_rating(server: Any, api: Any) -> None:

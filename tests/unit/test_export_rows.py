@@ -29,7 +29,7 @@ MESSAGE: dict[str, Any] = {
     "feedback": {"id": "f1", "rating": -1, "consumer_id": None, "created_at": "2025-06-01T10:01:00Z"},
     "created_at": "2025-06-01T10:00:02Z",
     "tool_calls": [{"tool_name": "lookup_order", "status": "success"}],
-    "tool_results": [{"tool_name": "lookup_order", "result": {"order": 42, "items": ["a"]}}],
+    "tool_results": [{"tool_name": "lookup_order", "result": '{"order":42,"items":["a"]}'}],
 }
 
 
@@ -56,6 +56,13 @@ def test_message_row_joins_tags_and_keeps_tool_calls_as_json() -> None:
     assert json.loads(row["tool_calls"]) == MESSAGE["tool_calls"]
     assert json.loads(row["tool_results"]) == MESSAGE["tool_results"]
     assert row["session_id"] == SESSION["id"]
+
+
+def test_an_older_servers_structured_tool_result_is_read_as_its_json_text() -> None:
+    older = {**MESSAGE, "tool_results": [{"tool_name": "lookup_order", "result": {"order": 42, "items": ["a"]}}]}
+    message = Message.model_validate(older)
+    assert message.tool_results is not None and message.tool_results[0].result == '{"order":42,"items":["a"]}'
+    assert json.loads(flat_row("messages", message)["tool_results"]) == MESSAGE["tool_results"]
 
 
 def test_message_without_tags_feedback_or_tools() -> None:

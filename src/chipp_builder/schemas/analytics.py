@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from chipp_builder.schemas.common import DataEnvelope, WireModel
+from chipp_builder.schemas.common import DataEnvelope, PeriodText, WireModel
 
 
 class GroupBy(StrEnum):
@@ -26,7 +26,7 @@ class UsageSummary(WireModel):
 class UsagePoint(WireModel):
     """One bucket of the usage timeseries; `period` is the bucket's start with milliseconds."""
 
-    period: str
+    period: PeriodText
     session_count: int
     message_count: int
 
@@ -56,7 +56,7 @@ class ModelTokens(WireModel):
 class TokenPoint(WireModel):
     """One bucket of the token timeseries."""
 
-    period: str
+    period: PeriodText
     total_tokens: int
     message_count: int
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 
 T = TypeVar("T")
 
@@ -26,8 +26,16 @@ def format_period(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds") + "Z"
 
 
-# Parsed by pydantic from any ISO form (the SDK gets aware datetimes); written in the API's form.
-Timestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str, when_used="json")]
+DATE_TIME_SCHEMA = {"type": "string", "format": "date-time"}
+# Parsed by pydantic from any ISO form (the SDK gets aware datetimes); written in the API's form, which the
+# document states as an RFC 3339 date-time (typed clients parse it into their date type).
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+    WithJsonSchema(DATE_TIME_SCHEMA),
+]
+# An analytics bucket's start as the API writes it (`2025-06-01T00:00:00.000Z`): kept as text by the SDK.
+PeriodText = Annotated[str, WithJsonSchema(DATE_TIME_SCHEMA)]
 
 
 class WireModel(BaseModel):

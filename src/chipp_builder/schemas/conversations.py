@@ -115,12 +115,15 @@ class ToolCallIn(BaseModel):
 
 
 class ToolResultIn(BaseModel):
-    """What a tool returned (any JSON value); extra fields are kept."""
+    """What a tool returned (any JSON value, stored and given back as text); extra fields are kept."""
 
     model_config = ConfigDict(extra="allow")
 
     tool_name: Annotated[PlainText, Field(min_length=1, max_length=200)]
-    result: Any = None
+    result: Any = Field(
+        None, description="Text, or any JSON value, which is stored as its JSON text (the API gives `result` "
+        "as a string)."
+    )
 
 
 class LogMessage(WriteModel):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Annotated, Any, Literal
 from uuid import UUID
+
+from pydantic import BeforeValidator, Field
 
 from chipp_builder.schemas.common import CursorList, DataEnvelope, Role, Source, Timestamp, WireModel
 
@@ -40,12 +43,20 @@ class MessageTag(WireModel):
     color: str
 
 
+Rating = Literal[-1, 0, 1]
+# What a rating's consumer_id says (the seed gives a UUID); null is the one case where nobody can be named.
+RATER = (
+    "The consumer who gave the rating: the one named when it was given, else the session's consumer. Null "
+    "only when neither exists: the rating named no consumer and its session has none."
+)
+
+
 class MessageFeedback(WireModel):
     """The newest rating of a message."""
 
     id: str
-    rating: int
-    consumer_id: UUID | None
+    rating: Rating
+    consumer_id: Annotated[UUID | None, Field(description=RATER)]
     created_at: Timestamp
 
 
@@ -56,11 +67,22 @@ class ToolCall(WireModel):
     status: str
 
 
+def tool_result_text(value: Any) -> str:
+    """A tool's result as the API gives it: text as it is, anything else (an object, a list, a number, null)
+    as its compact JSON text, so `result` is always a string, as the seed shows it."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 class ToolResult(WireModel):
     """What a tool returned."""
 
     tool_name: str
-    result: Any
+    # The SDK reads an older server's structured result as its JSON text too.
+    result: Annotated[str, BeforeValidator(tool_result_text)] = Field(
+        description="The tool's output as text; a structured result is its JSON text."
+    )
 
 
 class Message(WireModel):

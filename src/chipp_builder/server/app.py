@@ -31,7 +31,7 @@ from chipp_builder.server.config import Settings
 from chipp_builder.server.db.engine import DRIVER_ERRORS, is_disk_full, is_unavailable, make_engine
 from chipp_builder.server.db.fastread import make_reader
 from chipp_builder.server.middleware import BodySizeLimit, QueryAndHeaders
-from chipp_builder.server.openapi import install_openapi
+from chipp_builder.server.openapi import install_openapi, operation_id
 from chipp_builder.server.params import message_for
 from chipp_builder.server.ratelimit import MemoryCounter, RateLimiter, WindowCounter
 from chipp_builder.server.resources import ROUTERS
@@ -73,6 +73,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # One URL per resource: a trailing slash is a 404 envelope, not a 307 whose absolute Location would
+        # name the scheme and host the server sees (http:// behind a TLS proxy) and lose the key on the way.
+        redirect_slashes=False,
+        # Operation ids are the route functions' names (`list_sessions`), unique across the app (openapi.py
+        # checks), so generated clients get short method names.
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     # Requests get the tight statement timeout too, so a silent database is a 503 within the setting.
@@ -104,9 +110,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
         return error_response(exc, headers)
 
-    async def on_http_error(_request: Request, exc: Exception) -> Any:
+    async def on_http_error(request: Request, exc: Exception) -> Any:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 404:
+            path = request.url.path
+            if len(path) > 1 and path.endswith("/"):
+                return error_response(NotFound(f"Not found; paths have no trailing slash: {path.rstrip('/')}"))
             return error_response(NotFound("Not found"))
         if exc.status_code == 405:
             return error_response(MethodNotAllowed("Method not allowed"),

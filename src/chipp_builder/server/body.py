@@ -4,7 +4,6 @@ so it never answers 422."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -109,14 +108,22 @@ _IDEMPOTENCY_PARAMETER = {
 }
 
 
+# The models of the request bodies the routes read themselves, by component name: openapi.py puts each in the
+# document's components (with the models it refers to), so generated clients get a named type per body.
+BODY_MODELS: dict[str, type[BaseModel]] = {}
+
+
 def openapi_body(model: type[BaseModel], description: str, *, idempotent: bool = False) -> dict[str, Any]:
-    """`openapi_extra` documenting a JSON request body that the route reads itself (and the
-    Idempotency-Key header, where the route honours it)."""
+    """`openapi_extra` documenting a JSON request body that the route reads itself, as a reference to the
+    model's named component (and the Idempotency-Key header, where the route honours it)."""
+    name = model.__name__
+    if BODY_MODELS.setdefault(name, model) is not model:
+        raise ValueError(f"two request-body models are named {name}")
     extra: dict[str, Any] = {
         "requestBody": {
             "required": True,
             "description": description,
-            "content": {"application/json": {"schema": _inline(model.model_json_schema())}},
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
         }
     }
     if idempotent:
@@ -124,20 +131,12 @@ def openapi_body(model: type[BaseModel], description: str, *, idempotent: bool =
     return extra
 
 
-def _inline(schema: dict[str, Any]) -> dict[str, Any]:
-    """Replace `#/$defs/…` references with the definitions, so the schema stands alone in the document."""
-    defs = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(copy.deepcopy(defs[ref.removeprefix("#/$defs/")]))
-            return {key: resolve(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [resolve(item) for item in node]
-        return node
-
-    inlined = resolve(schema)
-    assert isinstance(inlined, dict)  # a dict resolves to a dict
-    return inlined
+def body_components() -> dict[str, dict[str, Any]]:
+    """The JSON Schemas of every request-body model, and of the models they use, by component name."""
+    components: dict[str, dict[str, Any]] = {}
+    for name, model in BODY_MODELS.items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for inner, definition in {**schema.pop("$defs", {}), name: schema}.items():
+            if components.setdefault(inner, definition) != definition:
+                raise ValueError(f"two request-body schemas are named {inner}")
+    return components

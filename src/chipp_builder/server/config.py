@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from ipaddress import ip_network
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///chipp-builder.db"
@@ -25,6 +27,11 @@ class Settings(BaseSettings):
     trusted_client_ip_header: str | None = Field(
         None, description="Header (e.g. X-Forwarded-For) to read the client address from behind a proxy."
     )
+    trusted_proxies: str | None = Field(
+        None,
+        description="Comma-separated addresses or networks (CIDR) of the proxy: the client address header is "
+        "read only from requests that come from one of them.",
+    )
     max_body_bytes: int = Field(1024 * 1024, description="Largest accepted request body.")
     clock_skew_seconds: float = Field(
         60.0, ge=0, description="How far in the future a written timestamp may be (clients' clocks drift)."
@@ -33,3 +40,12 @@ class Settings(BaseSettings):
         3600, ge=60, le=86400, description="Lifetime of the tokens POST /consumers/auth issues."
     )
     db_timeout_seconds: float = Field(5.0, description="Connect and statement timeout for the database.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str | None) -> str | None:
+        """Refuse at start-up what would otherwise fail on the first failed authentication."""
+        if value is not None:
+            for part in value.split(","):
+                ip_network(part.strip(), strict=False)  # a ValueError names the bad entry
+        return value

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
+from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -25,14 +27,34 @@ async def write_connection(request: Request) -> AsyncIterator[AsyncConnection]:
 WriteConn = Annotated[AsyncConnection, Depends(write_connection)]
 
 
+@lru_cache(maxsize=8)
+def _networks(proxies: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(ip_network(part.strip(), strict=False) for part in proxies.split(","))
+
+
+def _from_trusted_proxy(peer: str, proxies: str | None) -> bool:
+    """Whether the socket peer is the proxy (any peer when no proxies are configured: the header alone says
+    that every request comes through one)."""
+    if proxies is None:
+        return True
+    try:
+        address = ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in network for network in _networks(proxies))
+
+
 def client_address(request: Request) -> str:
-    """The caller's address: from the configured trusted proxy header, else the socket peer."""
-    header = request.app.state.settings.trusted_client_ip_header
-    if header:
+    """The caller's address: from the configured header when the request comes from a trusted proxy, else the
+    socket peer. No other forwarded header is read (docs/configuration.md)."""
+    settings = request.app.state.settings
+    peer = request.client.host if request.client else "unknown"
+    header = settings.trusted_client_ip_header
+    if header and _from_trusted_proxy(peer, settings.trusted_proxies):
         forwarded = request.headers.get(header)
         if forwarded:
             return forwarded.split(",")[0].strip()
-    return request.client.host if request.client else "unknown"
+    return peer
 
 
 def _reject_repeated_parameters(request: Request) -> None:

@@ -1,5 +1,5 @@
-"""ASGI middleware: empty query values dropped, rate-limit and security headers added to every response
-(and the whole `Allow` to a 405), and request bodies capped in size."""
+"""ASGI middleware: an encoded slash in a path refused, empty query values dropped, rate-limit and security
+headers added to every response (and the whole `Allow` to a 405), and request bodies capped in size."""
 
 from __future__ import annotations
 
@@ -7,12 +7,23 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chipp_builder.errors import InvalidRequest, PayloadTooLarge
+from chipp_builder.errors import InvalidRequest, NotFound, PayloadTooLarge
 from chipp_builder.server.responses import error_response
 
 
+def _has_encoded_slash(scope: Scope) -> bool:
+    """Whether the request's path (not its query) holds `%2F`: the server decodes it into `scope["path"]`,
+    where it would separate segments, so `/sessions/ID%2Fmessages` reached another route."""
+    raw: bytes = scope.get("raw_path") or b""
+    if b"%2" not in raw:
+        return False  # the usual case, in one scan
+    path = raw.split(b"?", 1)[0]  # some servers (httpx's ASGI transport) keep the query in raw_path
+    return b"%2f" in path or b"%2F" in path
+
+
 class QueryAndHeaders:
-    """Treat `name=` as absent (automation tools send empty fields) and stamp the response headers."""
+    """Refuse an encoded slash in the path, treat `name=` as absent (automation tools send empty fields) and
+    stamp the response headers."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -39,6 +50,11 @@ class QueryAndHeaders:
                 message["headers"] = headers
             await send(message)
 
+        if _has_encoded_slash(scope):
+            # No path id holds a slash (they are UUIDs), so it is no resource: the unknown route's 404, before
+            # authentication, whatever route the decoded path would have matched.
+            await error_response(NotFound("Not found"))(scope, receive, send_with_headers)
+            return
         await self.app(scope, receive, send_with_headers)
 
 

@@ -42,8 +42,15 @@ def json_response(body: Any, status_code: int = 200) -> Response:
     return Response(dumps(body), status_code=status_code, media_type="application/json")
 
 
+# RFC 7235 and RFC 6750: a 401 names the scheme that would be accepted, so clients (and their auth
+# libraries) know to send a bearer token. Every 401 comes through here: the API keys' and the operator token's.
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
 def error_response(error: APIError, headers: dict[str, str] | None = None) -> Response:
-    """The one error envelope every non-2xx response uses."""
+    """The one error envelope every non-2xx response uses (a 401 with its `WWW-Authenticate` challenge)."""
+    if error.status == 401:
+        headers = {**_CHALLENGE, **(headers or {})}
     return Response(dumps(error.to_body()), status_code=error.status, media_type="application/json",
                     headers=headers)
 
@@ -55,7 +62,11 @@ def _doc(description: str) -> dict[str, Any]:
 # Documented on every app route (OpenAPI), so clients and the contract fuzzer know every status we send.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _doc("Invalid request parameters (`invalid_request`)."),
-    401: _doc("Missing, malformed, unknown, revoked (`unauthorized`) or expired (`expired`) API key."),
+    401: {
+        **_doc("Missing, malformed, unknown, revoked (`unauthorized`) or expired (`expired`) API key."),
+        "headers": {"WWW-Authenticate": {"description": "`Bearer`: the scheme to authenticate with.",
+                                         "schema": {"type": "string", "enum": ["Bearer"]}}},
+    },
     403: _doc("The key does not match the app, or lacks the scope (`forbidden`)."),
     404: _doc("Not found in this app (`not_found`)."),
     429: _doc("Rate limit exceeded (`rate_limited`); see `Retry-After`."),

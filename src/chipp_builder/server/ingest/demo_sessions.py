@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from chipp_builder.schemas.sessions import tool_result_text
 from chipp_builder.server.ingest.demo_app import DemoApp, DemoConsumer
 from chipp_builder.server.ingest.demo_content import (
     FOLLOW_UPS,
@@ -158,7 +159,11 @@ class DemoSessions:
             if calls_a_tool or rng.random() < 0.08:
                 self._call_tool(talk, row)
             if rng.random() < 0.10:
-                rows["feedback"].append(self._feedback_row(talk, mid))
+                rating = self._feedback_row(talk, mid)
+                # Only a consumer rates (a rating names its consumer); the row is drawn either way, so every
+                # other row stays as it was.
+                if talk.consumer_id is not None:
+                    rows["feedback"].append(rating)
         if talk.voice and role in ("user", "assistant"):
             row["audio_url"] = f"https://cdn.example.com/audio/{mid}.webm"
             row["audio_duration_ms"] = rng.randint(1200, 25000)
@@ -221,7 +226,8 @@ class DemoSessions:
         ok = rng.random() < 0.9
         talk.last_result = self._tool_result(talk.last_tool, ok, talk.fill)
         row["tool_calls"] = [{"tool_name": talk.last_tool, "status": "completed" if ok else "failed"}]
-        row["tool_results"] = [{"tool_name": talk.last_tool, "result": talk.last_result}]
+        # The API gives a result as text: a structured one as its JSON text (the tool message shows it as JSON).
+        row["tool_results"] = [{"tool_name": talk.last_tool, "result": tool_result_text(talk.last_result)}]
 
     def _feedback_row(self, talk: _Conversation, message_id: str) -> dict[str, Any]:
         """A rating of an assistant message by the session's consumer, a little after it."""

@@ -47,13 +47,22 @@ _OWNED = {"consumer": consumer, "session": session, "tag": tag}  # keyed by a UU
 
 
 async def _lookup(db: AsyncConnection, app_id: UUID, spool: Staging) -> None:
-    """Copy into staging the owners of every UUID and the sessions of every message id the file defines or
-    references, a chunk of ids at a time."""
+    """Copy into staging the owners of every UUID, the consumers of the app's sessions and the sessions of every
+    message id the file defines or references, a chunk of ids at a time."""
     for kind, table in _OWNED.items():
         for chunk in spool.wanted(kind, _LOOKUP_CHUNK):
             query = select(table.c.id, table.c.app_id).where(table.c.id.in_([UUID(value) for value in chunk]))
             rows = await db.execute(query)
             spool.add_existing(kind, [(str(row.id), str(row.app_id), row.app_id == app_id) for row in rows])
+    for chunk in spool.wanted("session", _LOOKUP_CHUNK):
+        # A rating without a consumer_id takes its session's consumer (staging.py).
+        query = select(session.c.id, session.c.consumer_id).where(
+            session.c.app_id == app_id, session.c.id.in_([UUID(value) for value in chunk])
+        )
+        stored = await db.execute(query)
+        spool.add_session_consumers(
+            [(str(row.id), None if row.consumer_id is None else str(row.consumer_id)) for row in stored]
+        )
     for chunk in spool.wanted("message", _LOOKUP_CHUNK):
         query = select(message.c.id, message.c.session_id).where(message.c.app_id == app_id, message.c.id.in_(chunk))
         rows = await db.execute(query)

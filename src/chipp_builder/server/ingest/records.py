@@ -13,6 +13,7 @@ from uuid import UUID
 import orjson
 
 from chipp_builder.schemas.rules import has_control_characters
+from chipp_builder.schemas.sessions import tool_result_text
 from chipp_builder.server.params import SOURCES, parse_timestamp
 
 # Record types in the order their rows are written: every record comes after what it references.
@@ -227,6 +228,9 @@ class _Fields:
                 raise self._fail(shape)
             if _json_has_control_characters(item):
                 raise self._fail(f"{name} must not contain control characters")
+        if second == "result":
+            # Stored as the API gives it: a structured result as its JSON text (so a re-export has strings).
+            return [{**item, "result": tool_result_text(item["result"])} for item in value]
         return value
 
 

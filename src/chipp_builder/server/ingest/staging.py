@@ -35,6 +35,7 @@ CREATE TABLE dropped (kind TEXT, key TEXT, line INTEGER NOT NULL, PRIMARY KEY (k
 CREATE TABLE existing (kind TEXT, id TEXT, owner TEXT NOT NULL, in_app INTEGER NOT NULL, PRIMARY KEY (kind, id))
     WITHOUT ROWID;
 CREATE TABLE touched_consumer (id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE session_consumer (id TEXT PRIMARY KEY, consumer TEXT) WITHOUT ROWID;
 CREATE TABLE rejected (line INTEGER PRIMARY KEY, kind TEXT NOT NULL, key TEXT NOT NULL, reason TEXT NOT NULL);
 """
 _TARGETS = ("consumer", "session", "tag", "message")
@@ -120,6 +121,17 @@ FROM record r WHERE kind = 'feedback' AND coalesce(
     (SELECT t.session_ref FROM record t WHERE t.kind = 'message' AND t.key = r.message_ref),
     (SELECT e.owner FROM existing e WHERE e.kind = 'message' AND e.id = r.message_ref)
 ) IS NOT r.session_ref
+"""
+# A feedback line without a consumer_id is the rating of its session's consumer (none when the session has
+# none): the file's session line wins over the stored session (the import replaces it). Run after the
+# reference checks, so the session exists.
+_SESSION_RATER = """
+UPDATE record SET consumer_ref = CASE
+    WHEN EXISTS (SELECT 1 FROM record s WHERE s.kind = 'session' AND s.key = record.session_ref)
+    THEN (SELECT s.consumer_ref FROM record s WHERE s.kind = 'session' AND s.key = record.session_ref)
+    ELSE (SELECT c.consumer FROM session_consumer c WHERE c.id = record.session_ref)
+END
+WHERE kind = 'feedback' AND consumer_ref IS NULL
 """
 # Sessions whose derived counts the import changes: written ones, those of written messages, and those that
 # written messages leave.
@@ -217,6 +229,10 @@ class Staging:
         """Note stored rows as (id, owner, whether it is the importing app's); a message's owner is its session."""
         self.db.executemany("INSERT INTO existing VALUES (?, ?, ?, ?)", ((kind, *row) for row in rows))
 
+    def add_session_consumers(self, rows: Iterable[tuple[str, str | None]]) -> None:
+        """Note the consumers of the app's stored sessions as (session id, consumer id or None)."""
+        self.db.executemany("INSERT OR IGNORE INTO session_consumer VALUES (?, ?)", rows)
+
     def resolve(self) -> None:
         """Check ids and references in write order, so that a record pointing at a bad record is bad too."""
         self._reject(_TAKEN)  # Say only that the id is taken: never which app holds it or what it is.
@@ -225,6 +241,7 @@ class Staging:
                 self._reject(_reference_check(kind))
             if kind == "feedback":
                 self._reject(_WRONG_SESSION)
+                self.db.execute(_SESSION_RATER)
 
     def _reject(self, query: str) -> None:
         """Turn the records `query` selects as (line, kind, key, reason) into bad lines."""
@@ -243,12 +260,19 @@ class Staging:
         return self.db.execute("SELECT line, reason FROM error ORDER BY line").fetchall()
 
     def rows(self, kind: str, size: int) -> Iterator[list[dict[str, Any]]]:
-        """The good rows of a record type (without app_id), in chunks of `size`."""
+        """The good rows of a record type (without app_id), in chunks of `size`; a rating without a consumer_id
+        has its session's (resolve)."""
         cursor = self.db.execute(
-            "SELECT p.row FROM record r JOIN payload p ON p.line = r.line WHERE r.kind = ? ORDER BY r.key", (kind,)
+            "SELECT p.row, r.consumer_ref FROM record r JOIN payload p ON p.line = r.line WHERE r.kind = ?"
+            " ORDER BY r.key",
+            (kind,),
         )
         while chunk := cursor.fetchmany(size):
-            yield [_decode(kind, blob) for (blob,) in chunk]
+            rows = [_decode(kind, blob) for blob, _ in chunk]
+            if kind == "feedback":
+                for row, (_, rater) in zip(rows, chunk, strict=True):
+                    row["consumer_id"] = None if rater is None else UUID(rater)
+            yield rows
 
     def add_touched_consumers(self, consumer_ids: Iterable[UUID]) -> None:
         """Note consumers whose has_session the import may change (those replaced sessions name now)."""

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chipp_builder.errors import InvalidRequest, NotFound
 from chipp_builder.schemas.common import Source, utc_now
 from chipp_builder.schemas.conversations import ConversationLog, LogMessage
+from chipp_builder.schemas.sessions import tool_result_text
 from chipp_builder.server.db.daily_rollups import add_activity
 from chipp_builder.server.resources.consumers import queries as consumers
 from chipp_builder.server.resources.conversations import queries
@@ -67,7 +68,9 @@ def _message_row(
         "audio_url": None,
         "audio_duration_ms": None,
         "tool_calls": [c.model_dump(mode="json") for c in item.tool_calls] if item.tool_calls else None,
-        "tool_results": [r.model_dump(mode="json") for r in item.tool_results] if item.tool_results else None,
+        "tool_results": [
+            {**r.model_dump(mode="json"), "result": tool_result_text(r.result)} for r in item.tool_results
+        ] if item.tool_results else None,
         "created_at": at,
     }
 

@@ -14,7 +14,7 @@ from chipp_builder.errors import NotFound
 from chipp_builder.server.db.counters import add_counts
 from chipp_builder.server.db.fastread import Reader
 from chipp_builder.server.db.offset_list import OffsetList
-from chipp_builder.server.db.tables import consumer, feedback, message
+from chipp_builder.server.db.tables import consumer, feedback, message, session
 
 PREVIEW_LENGTH = 200
 
@@ -73,6 +73,8 @@ async def rate_message(
 ) -> tuple[dict[str, Any], bool]:
     """Record a consumer's rating of one of the app's messages, replacing that consumer's earlier rating of
     it; the feedback object and whether it is new. 404 for another app's (or no such) message or consumer.
+    Without a consumer_id the rater is the session's consumer, so every rating names one (the seed's feedback
+    object has a UUID there); only in a session without a consumer does it stay null.
 
     The message row is locked first, so concurrent ratings of one message queue and never leave two
     ratings by one consumer. A replacement keeps the rating's id and takes the new time.
@@ -86,7 +88,10 @@ async def rate_message(
     ).first()
     if rated is None:
         raise NotFound("Message not found")
-    if consumer_id is not None:
+    if consumer_id is None:
+        owner = select(session.c.consumer_id).where(session.c.app_id == app_id, session.c.id == rated.session_id)
+        consumer_id = (await db.execute(owner)).scalar()
+    else:
         query = select(consumer.c.id).where(consumer.c.app_id == app_id, consumer.c.id == consumer_id)
         known = (await db.execute(query)).first()
         if known is None:
