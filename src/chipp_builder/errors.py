@@ -13,6 +13,7 @@ response, or each failure to get one, back to its class).
         ├── Forbidden               403  forbidden
         ├── NotFound                404  not_found
         ├── MethodNotAllowed        405  method_not_allowed
+        ├── CursorExpired           410  cursor_expired (the feed no longer holds what follows it)
         ├── Conflict                409  (the request conflicts with earlier state)
         │   └── IdempotencyConflict 409  idempotency_conflict
         ├── PayloadTooLarge         413  payload_too_large
@@ -132,6 +133,12 @@ class MethodNotAllowed(APIError):
     status, code = 405, "method_not_allowed"
 
 
+class CursorExpired(APIError):
+    """The event cursor is older than the kept events (410): list again, then follow from the latest."""
+
+    status, code = 410, "cursor_expired"
+
+
 class Conflict(APIError):
     """The request conflicts with what the server already holds (409)."""
 
@@ -203,6 +210,7 @@ WIRE_ERRORS: tuple[type[APIError], ...] = (
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    CursorExpired,
     IdempotencyConflict,
     PayloadTooLarge,
     RateLimited,
@@ -216,7 +224,7 @@ BY_CODE: dict[str, type[APIError]] = {cls.code: cls for cls in WIRE_ERRORS}
 # For a code the SDK does not know (or a body that is not the envelope): the most general class of its status.
 BY_STATUS: dict[int, type[APIError]] = {
     cls.status: cls
-    for cls in (InvalidRequest, AuthenticationError, Forbidden, NotFound, MethodNotAllowed, Conflict,
+    for cls in (InvalidRequest, AuthenticationError, Forbidden, NotFound, MethodNotAllowed, CursorExpired, Conflict,
                 PayloadTooLarge, RateLimited, ServerError, ServiceUnavailable, InsufficientStorage)
 }
 

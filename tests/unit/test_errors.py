@@ -19,6 +19,7 @@ WIRE = [
     ("forbidden", 403, E.Forbidden, E.APIError),
     ("not_found", 404, E.NotFound, E.APIError),
     ("method_not_allowed", 405, E.MethodNotAllowed, E.APIError),
+    ("cursor_expired", 410, E.CursorExpired, E.APIError),
     ("idempotency_conflict", 409, E.IdempotencyConflict, E.Conflict),
     ("payload_too_large", 413, E.PayloadTooLarge, E.APIError),
     ("rate_limited", 429, E.RateLimited, E.APIError),
@@ -53,7 +54,8 @@ def test_each_wire_code_maps_to_its_class_status_and_parent(
 @pytest.mark.parametrize(
     "status, cls",
     [(400, E.InvalidRequest), (401, E.AuthenticationError), (403, E.Forbidden), (404, E.NotFound),
-     (405, E.MethodNotAllowed), (409, E.Conflict), (413, E.PayloadTooLarge), (429, E.RateLimited),
+     (405, E.MethodNotAllowed), (410, E.CursorExpired), (409, E.Conflict), (413, E.PayloadTooLarge),
+     (429, E.RateLimited),
      (500, E.ServerError), (503, E.ServiceUnavailable), (507, E.InsufficientStorage)],
 )
 def test_an_unknown_code_maps_to_the_general_class_of_its_status_and_keeps_its_code(

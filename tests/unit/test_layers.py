@@ -15,11 +15,11 @@ PACKAGE = "chipp_builder"
 SOURCE = Path(__file__).resolve().parents[2] / "src"
 
 # Lowest first; a module may import its own layer and any layer before it in a stack it belongs to. The server
-# stack: the shared wire (errors, schemas), then the framework adapter (compat.py), then storage, then request
-# machinery, then the resources (routes, queries, services), then the bulk writers (import, demo), then the
-# wiring, then the command line. The SDK stack shares only the wire with the server: the client never imports
-# server code (docs/sdk.md).
-SERVER_STACK = ("base", "wire", "compat", "config", "db", "support", "resources", "ingest", "app", "cli")
+# stack: the shared wire (errors, schemas), then the framework adapter (compat.py), then storage, then the
+# write seam (writes/), then request machinery, then the resources (routes, queries), then the bulk writers
+# (import, demo), then the wiring, then the command line. The SDK stack shares only the wire with the server:
+# the client never imports server code (docs/sdk.md).
+SERVER_STACK = ("base", "wire", "compat", "config", "db", "writes", "support", "resources", "ingest", "app", "cli")
 CLIENT_STACK = ("base", "wire", "client", "export", "cli")
 
 # Module prefix -> layer; the longest matching prefix wins.
@@ -33,6 +33,7 @@ LAYER_OF_PREFIX = {
     "chipp_builder.server.compat": "compat",
     "chipp_builder.server.config": "config",
     "chipp_builder.server.db": "db",
+    "chipp_builder.server.writes": "writes",
     "chipp_builder.server.resources": "resources",
     "chipp_builder.server.ingest": "ingest",
     "chipp_builder.server.app": "app",
@@ -120,7 +121,7 @@ def test_no_module_imports_one_from_a_higher_layer() -> None:
 
 def test_the_walk_sees_the_whole_package() -> None:
     modules = {module_name(path) for path in (SOURCE / PACKAGE).rglob("*.py")}
-    assert {"chipp_builder.server.db.counters", "chipp_builder.server.resources.conversations.service"} <= modules
+    assert {"chipp_builder.server.db.counters", "chipp_builder.server.writes.conversations"} <= modules
     assert len(modules) > 80
 
 

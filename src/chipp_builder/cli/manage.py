@@ -123,9 +123,9 @@ def keys_create(
 ) -> None:
     """Create an API key for an app and print the raw key, the only time it is shown."""
     with friendly_errors():
-        from chipp_builder.schemas.common import utc_now
+        from chipp_builder.schemas.common import parse_duration, utc_now
         from chipp_builder.schemas.keys import ApiKeyCreated
-        from chipp_builder.server.resources.apps.queries import create_key, parse_duration, parse_scopes
+        from chipp_builder.server.resources.apps.queries import create_key, parse_scopes
 
         app_id = parse_uuid(app, "--app", "an app id")
         scopes = parse_scopes(scope or [])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
+
+from chipp_builder.errors import InvalidRequest
 
 T = TypeVar("T")
 
@@ -119,3 +122,15 @@ class ErrorEnvelope(BaseModel):
 def utc_now() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+_DURATION_RE = re.compile(r"(\d{1,7})([smhd]?)")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30s`, `15m`, `12h`, `90d`, or a bare number of days (a key's lifetime, the event feed's retention)."""
+    match = _DURATION_RE.fullmatch(text.strip().lower())
+    if match is None or int(match.group(1)) == 0:
+        raise InvalidRequest(f"Invalid duration {text!r}: use a positive number with s, m, h or d (e.g. 90d)")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])

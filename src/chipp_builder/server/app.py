@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chipp_builder import __version__
@@ -36,6 +39,7 @@ from chipp_builder.server.params import message_for
 from chipp_builder.server.ratelimit import MemoryCounter, RateLimiter, WindowCounter
 from chipp_builder.server.resources import ROUTERS
 from chipp_builder.server.responses import error_response
+from chipp_builder.server.writes.events import prune_events
 
 log = logging.getLogger("chipp_builder")
 
@@ -64,7 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # more requests per second on the sessions page).
         gc.collect()
         gc.freeze()
+        pruner = asyncio.create_task(_prune_forever(app.state.engine, settings.event_retention))
         yield
+        pruner.cancel()
         await app.state.limiter.counter.close()
         await app.state.engine.dispose()  # closes the readers too
 
@@ -104,6 +110,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+async def _prune_forever(engine: AsyncEngine, retention: timedelta) -> None:
+    """Drop the feed's events older than the retention, every minute (or a quarter of a shorter retention);
+    a failure is logged and tried again next time, never fatal to the server."""
+    interval = min(60.0, max(retention.total_seconds() / 4, 0.25))
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await prune_events(engine, retention)
+        except Exception:  # noqa: BLE001 (the database may be briefly unavailable; the next pass retries)
+            log.warning("pruning the event feed failed; retrying in %.0f s", interval, exc_info=True)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(_request: Request, exc: Exception) -> Any:
         assert isinstance(exc, APIError)
@@ -124,7 +142,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             return error_response(PayloadTooLarge("Request body is too large"))
         return error_response(UnexpectedStatus(str(exc.detail), exc.status_code))
 
-    async def on_validation_error(_request: Request, exc: Exception) -> Any:
+    async def on_validation_error(request: Request, exc: Exception) -> Any:
         assert isinstance(exc, RequestValidationError)
         errors = exc.errors()
         if not errors:
@@ -133,7 +151,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if loc and loc[0] == "body":
             field = ".".join(loc[1:]) or "body"
             return error_response(InvalidRequest(f"{field}: {errors[0].get('msg', 'is invalid')}"))
-        return error_response(InvalidRequest(message_for(loc[-1] if loc else "request")))
+        return error_response(InvalidRequest(message_for(loc[-1] if loc else "request", request.url.path)))
 
     async def on_database_error(_request: Request, exc: Exception) -> Any:
         if is_disk_full(exc):

@@ -93,6 +93,10 @@ class KeyIdentity:
         if LEVELS.get(self.scopes.get(resource, "none"), 0) < LEVELS[level]:
             raise Forbidden(f"API key lacks {level} access to {resource}")
 
+    def can_read(self, resource: str) -> bool:
+        """Whether this key may read `resource`."""
+        return LEVELS.get(self.scopes.get(resource, "none"), 0) >= LEVELS["read"]
+
 
 def presented_key(authorization: str | None) -> str:
     """The raw key of an Authorization header, checked without the database: shape, then checksum."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from ipaddress import ip_network
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chipp_builder.schemas.common import parse_duration
 
 DEFAULT_DATABASE_URL = "sqlite:///chipp-builder.db"
 
@@ -39,7 +42,18 @@ class Settings(BaseSettings):
     consumer_token_ttl_seconds: int = Field(
         3600, ge=60, le=86400, description="Lifetime of the tokens POST /consumers/auth issues."
     )
+    event_retention: timedelta = Field(
+        timedelta(days=30),
+        description="How long the event feed keeps events (`30s`, `15m`, `12h`, `90d`; default 30d): an older "
+        "cursor is a 410 cursor_expired.",
+    )
     db_timeout_seconds: float = Field(5.0, description="Connect and statement timeout for the database.")
+
+    @field_validator("event_retention", mode="before")
+    @classmethod
+    def _retention_is_a_duration(cls, value: object) -> object:
+        """The keys' duration syntax (`30s`, `15m`, `12h`, `90d`, or a bare number of days)."""
+        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator("trusted_proxies")
     @classmethod

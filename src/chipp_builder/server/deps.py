@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chipp_builder.errors import AuthenticationError, InvalidRequest, RateLimited
+from chipp_builder.errors import AuthenticationError, Forbidden, InvalidRequest, RateLimited
 from chipp_builder.server.auth import KeyIdentity, check_app, lookup_key, presented_key
 from chipp_builder.server.compat import route_dependant
 from chipp_builder.server.db.fastread import Reader
@@ -67,7 +67,7 @@ def _reject_repeated_parameters(request: Request) -> None:
     for param in dependant.query_params:
         name = param.alias or param.name
         if len(params.getlist(name)) > 1:
-            raise InvalidRequest(f"{name} must be given at most once; {message_for(name)}")
+            raise InvalidRequest(f"{name} must be given at most once; {message_for(name, request.url.path)}")
 
 
 async def _refuse_unauthenticated(request: Request, error: AuthenticationError) -> RateLimited | AuthenticationError:
@@ -89,7 +89,9 @@ async def raw_key(request: Request) -> str:
 RawKey = Annotated[str, Depends(raw_key)]
 
 
-async def _identify(request: Request, key: str, reader: Reader, resource: str, level: str) -> KeyIdentity:
+async def _identify(
+    request: Request, key: str, reader: Reader, resource: str | None, level: str, any_of: tuple[str, ...] = ()
+) -> KeyIdentity:
     try:
         identity = await lookup_key(reader, key)
     except AuthenticationError as error:
@@ -99,7 +101,10 @@ async def _identify(request: Request, key: str, reader: Reader, resource: str, l
         raise RateLimited("Rate limit exceeded", retry_after=decision.retry_after)
     request.state.ratelimit_headers = decision.headers()
     check_app(identity, request.path_params.get("app_id", ""))
-    identity.require(resource, level)
+    if resource is not None:
+        identity.require(resource, level)
+    elif not any(identity.can_read(name) for name in any_of):
+        raise Forbidden(f"API key lacks read access to all of {', '.join(any_of)}")
     _reject_repeated_parameters(request)
     return identity
 
@@ -124,6 +129,17 @@ def require(resource: str, level: str = "read") -> Callable[..., Coroutine[Any, 
         return await _identify(request, key, request.app.state.reader, resource, level)
 
     identity.__name__ = f"require_{level}_{resource}"
+    return identity
+
+
+def require_any_read(resources: tuple[str, ...]) -> Callable[..., Coroutine[Any, Any, KeyIdentity]]:
+    """A dependency that authenticates the caller for reading at least one of `resources` of the path's app
+    (the event feed shows each key the events of the resources it can read)."""
+
+    async def identity(request: Request, key: RawKey) -> KeyIdentity:
+        return await _identify(request, key, request.app.state.reader, None, "read", resources)
+
+    identity.__name__ = "require_read_any"
     return identity
 
 

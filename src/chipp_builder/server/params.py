@@ -87,8 +87,19 @@ for _name in ("started_after", "started_before", "created_after", "created_befor
     PARAM_MESSAGES[_name] = f"{_name} must be {TIMESTAMP_HELP}"
 
 
-def message_for(name: str) -> str:
-    """The 400 message for a bad value of the named parameter."""
+# The event feed's parameters differ from the lists' (a page of up to 500 events; a long poll's wait).
+FEED_PARAM_MESSAGES: dict[str, str] = {
+    "limit": "limit must be an integer between 1 and 500",
+    "wait": "wait must be an integer between 0 and 30",
+    "after": "Invalid cursor",
+    "types": "types must be a comma-separated list of event types",
+}
+
+
+def message_for(name: str, path: str = "") -> str:
+    """The 400 message for a bad value of the named parameter (of the request path's endpoint)."""
+    if path.endswith("/events"):
+        return FEED_PARAM_MESSAGES.get(name, f"{name} is invalid")
     return PARAM_MESSAGES.get(name, f"{name} is invalid")
 
 

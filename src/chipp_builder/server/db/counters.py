@@ -91,7 +91,10 @@ async def read_counter(reader: Reader, app_id: UUID, resource: str) -> int:
 
 async def recount(db: AsyncConnection, app_id: UUID) -> None:
     """Set every counter of the app from count(*) over its rows (repair; the migration's backfill)."""
-    await db.execute(delete(app_counter).where(app_counter.c.app_id == app_id))
+    recounted = [*COUNTED, ACTIVE_CONSUMERS]  # not the feed's rows (writes/events.py), which are no counts
+    await db.execute(
+        delete(app_counter).where(app_counter.c.app_id == app_id, app_counter.c.resource.in_(recounted))
+    )
     for resource, table in COUNTED.items():
         counted = select(literal(app_id, app_counter.c.app_id.type), literal(resource), func.count()).where(
             table.c.app_id == app_id

@@ -264,6 +264,22 @@ server_secret = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+event = Table(
+    "event",
+    metadata,
+    # The app's feed (SPEC section 11), written by server/writes/events.py in the transaction of the change.
+    # `position` is the app's feed counter (app_counter row "feed_head") at the change: taken under that row's
+    # lock, so positions follow commit order on PostgreSQL too. Thin: no content, only what changed.
+    Column("app_id", Uuid, ForeignKey("app.id", ondelete="CASCADE"), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("object_id", IdString, nullable=False),
+    Column("session_id", Uuid, nullable=True),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("app_id", "position"),
+    Index("ix_event_occurred", "occurred_at"),
+)
+
 # --- Server-maintained summaries (db/counters.py, db/daily_rollups.py keep them exact in the writing transaction) ---
 
 app_counter = Table(

@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from sqlalchemy import Engine, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chipp_builder.server.db.feed_signal import MOVED_FEEDS, notify_committed, take_moved
+
 _writer_queues: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
 QUEUE_TIMEOUT_SECONDS = 10.0  # the same wait as the SQLite busy timeout (db/engine.py)
 
@@ -48,9 +50,12 @@ async def _committed(db: AsyncConnection) -> AsyncIterator[None]:
     try:
         yield
     except BaseException:
+        db.info.pop(MOVED_FEEDS, None)
         await db.rollback()
         raise
+    moved = take_moved(db)
     await db.commit()
+    notify_committed(db, moved)
 
 
 async def begin_immediate(db: AsyncConnection) -> None:

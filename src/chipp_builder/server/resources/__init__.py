@@ -3,6 +3,7 @@
 from chipp_builder.server.resources.analytics.routes import router as analytics_router
 from chipp_builder.server.resources.consumers.routes import router as consumers_router
 from chipp_builder.server.resources.conversations.routes import router as conversations_router
+from chipp_builder.server.resources.events.routes import router as events_router
 from chipp_builder.server.resources.feedback.routes import router as feedback_router
 from chipp_builder.server.resources.home.routes import router as home_router
 from chipp_builder.server.resources.knowledge_sources.routes import router as knowledge_sources_router
@@ -19,6 +20,7 @@ ROUTERS = [
     knowledge_sources_router,
     memories_router,
     analytics_router,
+    events_router,
     conversations_router,
     management_router,
     home_router,

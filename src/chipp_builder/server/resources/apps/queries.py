@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -16,17 +15,6 @@ from chipp_builder.schemas.common import utc_now
 from chipp_builder.schemas.keys import RESOURCES, ScopeLevel
 from chipp_builder.server.auth import display_prefix, full_scopes, generate_key, hash_key
 from chipp_builder.server.db.tables import api_key, app
-
-_DURATION_RE = re.compile(r"(\d{1,7})([smhd]?)")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """`30s`, `15m`, `12h`, `90d`, or a bare number of days."""
-    match = _DURATION_RE.fullmatch(text.strip().lower())
-    if match is None or int(match.group(1)) == 0:
-        raise InvalidRequest(f"Invalid duration {text!r}: use a positive number with s, m, h or d (e.g. 90d)")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
 def parse_scopes(pairs: list[str] | dict[str, str] | None) -> dict[str, str]:

@@ -21,6 +21,7 @@ from chipp_builder.server.params import Limit, Offset, Search, TimestampValue
 from chipp_builder.server.resources.common import AppIdPath, app_router, as_uuid_or_none
 from chipp_builder.server.resources.consumers import queries
 from chipp_builder.server.responses import json_response
+from chipp_builder.server.writes import consumers as consumer_writes
 
 router = app_router("consumers")
 ConsumersReadKey = Annotated[KeyIdentity, Depends(require("consumers"))]
@@ -91,7 +92,7 @@ async def auth_consumer(app_id: AppIdPath, request: Request, key: ConsumersWrite
         if signing_key is None:
             signing_key = await tokens.load_signing_key(db)
         now = utc_now()
-        found, created = await queries.find_or_create_consumer(
+        found, created = await consumer_writes.authenticate_consumer(
             db, key.app_id, now, email=body.email, identifier=body.external_id, name=body.name,
             picture_url=body.picture_url,
         )

@@ -1,4 +1,4 @@
-"""HTTP route for POST /conversations/log: read and validate the body, run the service under the
+"""HTTP route for POST /conversations/log: read and validate the body, run the write under the
 request's Idempotency-Key, answer 201 (session created) or 200 (appended)."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from chipp_builder.server.deps import WriteConn, require_write
 from chipp_builder.server.idempotency import idempotent_write
 from chipp_builder.server.params import TIMESTAMP_HELP, parse_timestamp
 from chipp_builder.server.resources.common import AppIdPath, app_router
-from chipp_builder.server.resources.conversations import service
+from chipp_builder.server.writes import conversations
 
 router = app_router("conversations")
 SessionsWriteKey = Annotated[KeyIdentity, Depends(require_write("sessions"))]
@@ -84,5 +84,5 @@ async def log_conversation(
         key.key_id,
         "POST /conversations/log",
         value,
-        lambda: service.log_conversation(db, key.app_id, body),
+        lambda: conversations.log_conversation(db, key.app_id, body),
     )

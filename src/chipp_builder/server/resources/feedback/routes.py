@@ -18,6 +18,7 @@ from chipp_builder.server.params import Limit, Offset, TimestampValue, UUIDValue
 from chipp_builder.server.resources.common import AppIdPath, app_router
 from chipp_builder.server.resources.feedback import queries
 from chipp_builder.server.responses import json_response
+from chipp_builder.server.writes import feedback as feedback_writes
 
 router = app_router("feedback")
 FeedbackReadKey = Annotated[KeyIdentity, Depends(require("feedback"))]
@@ -67,7 +68,7 @@ async def create_feedback(
     body = validate_body(FeedbackCreate, raw, RATE_RULES)
 
     async def rate() -> tuple[int, dict[str, Any]]:
-        row, created = await queries.rate_message(
+        row, created = await feedback_writes.rate_message(
             db, key.app_id, body.message_id, body.rating, body.consumer_id, utc_now()
         )
         return (201 if created else 200), {"data": row}

@@ -1,14 +1,18 @@
-"""The conversations/log service: create or append to a session, find or create its consumer, store the
-messages with their times, and move the session's derived columns, all in the caller's transaction."""
+"""POST /conversations/log's write: create or append to a session, find or create its consumer, store the
+messages with their times, move the session's derived columns and the rollups, and record the events, all in
+the caller's transaction."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
 
+from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,8 +21,9 @@ from chipp_builder.schemas.common import Source, utc_now
 from chipp_builder.schemas.conversations import ConversationLog, LogMessage
 from chipp_builder.schemas.sessions import tool_result_text
 from chipp_builder.server.db.daily_rollups import add_activity
-from chipp_builder.server.resources.consumers import queries as consumers
-from chipp_builder.server.resources.conversations import queries
+from chipp_builder.server.db.tables import message, session
+from chipp_builder.server.writes.consumers import consumer_exists, find_or_create_consumer
+from chipp_builder.server.writes.events import CREATED, UPDATED, Change, record
 
 _TICK = timedelta(microseconds=1)  # the finest step every backend stores
 
@@ -96,11 +101,16 @@ async def log_conversation(
     request naming another app's consumer is a 404 either way.
     """
     await _check_message_ids(db, app_id, body.messages)
+    feed: list[Change] = []
     if body.session_id is not None:
         target, status = await _existing_session(db, app_id, body, body.session_id), 200
+        feed.append(Change("session", UPDATED, str(target.session_id)))
     else:
-        target, status = await _new_session(db, app_id, body), 201
+        target, status = await _new_session(db, app_id, body, feed), 201
+        feed.append(Change("session", CREATED, str(target.session_id)))
     message_ids = await _store_messages(db, app_id, target, body.messages)
+    feed.extend(Change("message", CREATED, mid, target.session_id) for mid in message_ids)
+    await record(db, app_id, feed)
     return status, {
         "data": {"session_id": target.session_id, "consumer_id": target.consumer_id, "message_ids": message_ids}
     }
@@ -110,7 +120,7 @@ async def _check_message_ids(db: AsyncConnection, app_id: UUID, messages: list[L
     """A 400 for a message id given twice in the request or already used by a message of the app."""
     _reject_repeated_ids(messages)
     given_ids = [m.id for m in messages if m.id is not None]
-    taken = await queries.taken_message_ids(db, app_id, given_ids) if given_ids else set()
+    taken = await taken_message_ids(db, app_id, given_ids) if given_ids else set()
     for index, item in enumerate(messages):
         if item.id in taken:
             raise InvalidRequest(f"messages[{index}].id is already used by another message of this app")
@@ -119,11 +129,11 @@ async def _check_message_ids(db: AsyncConnection, app_id: UUID, messages: list[L
 async def _existing_session(db: AsyncConnection, app_id: UUID, body: ConversationLog, session_id: UUID) -> _Target:
     """Lock the session appended to (404 when the app has none of that id) and time the new messages after its
     newest one."""
-    target = await queries.lock_session(db, app_id, session_id)
+    target = await lock_session(db, app_id, session_id)
     if target is None:
         raise NotFound("Session not found")
     if body.consumer is not None and body.consumer.id is not None:
-        if not await consumers.consumer_exists(db, app_id, body.consumer.id):
+        if not await consumer_exists(db, app_id, body.consumer.id):
             raise NotFound("Consumer not found")
     # Read after the lock: the clock and the newest message come after the previous append's.
     now = utc_now()
@@ -131,13 +141,13 @@ async def _existing_session(db: AsyncConnection, app_id: UUID, body: Conversatio
     return _Target(target.id, target.consumer_id, times, [])
 
 
-async def _new_session(db: AsyncConnection, app_id: UUID, body: ConversationLog) -> _Target:
+async def _new_session(db: AsyncConnection, app_id: UUID, body: ConversationLog, feed: list[Change]) -> _Target:
     """Find or create the request's consumer and insert a new session, started at its first message."""
     now = utc_now()
     consumer_id = None
     if body.consumer is not None:
         person = body.consumer
-        found, _created = await consumers.find_or_create_consumer(
+        found, _created = await find_or_create_consumer(
             db,
             app_id,
             now,
@@ -145,12 +155,13 @@ async def _new_session(db: AsyncConnection, app_id: UUID, body: ConversationLog)
             email=person.email,
             identifier=person.identifier,
             name=person.name,
+            feed=feed,
         )
         consumer_id = found["id"]
     times = assign_times(body.messages, None, now)
     session_id = uuid.uuid4()
     started = min(now, *times)
-    await queries.insert_session(
+    await insert_session(
         db,
         {
             "id": session_id,
@@ -181,11 +192,11 @@ async def _store_messages(
         for mid, item, at in zip(message_ids, messages, target.times, strict=True)
     ]
     try:
-        await queries.insert_messages(db, rows)
+        await insert_messages(db, rows)
     except IntegrityError:
         # Only a concurrent request taking the same explicit id gets here (the check above saw it free).
         raise InvalidRequest("a message id is already used by another message of this app") from None
-    await queries.add_to_session(db, target.session_id, len(rows), max(target.times))
+    await add_to_session(db, target.session_id, len(rows), max(target.times))
     # Analytics rollups move with the rows, in this transaction (db/counters.py says why not triggers).
     await add_activity(
         db,
@@ -194,3 +205,72 @@ async def _store_messages(
         messages=[(row["created_at"], row["model"], row["token_count"]) for row in rows],
     )
     return message_ids
+
+
+# Keeps each IN list far below SQLite's and asyncpg's bound-parameter limits.
+_CHUNK = 500
+
+
+async def lock_session(db: AsyncConnection, app_id: UUID, session_id: UUID) -> Any | None:
+    """The app's session (`id`, `consumer_id`) and the created_at of its newest message (`newest_at`),
+    locked until commit so that concurrent appends to it queue and its message_count stays exact;
+    None when the session is not the app's.
+
+    PostgreSQL: FOR UPDATE on the row, then the newest message read in a second statement, which in READ
+    COMMITTED sees whatever the append we waited for committed (a subquery in the locking statement would
+    keep that statement's older snapshot). SQLite: the caller already holds the database's write lock, so
+    one statement reads both.
+    """
+    where = (session.c.id == session_id, session.c.app_id == app_id)
+    if db.dialect.name == "sqlite":
+        newest = select(func.max(message.c.created_at)).where(message.c.session_id == session.c.id)
+        query = select(session.c.id, session.c.consumer_id, newest.scalar_subquery().label("newest_at"))
+        return (await db.execute(query.where(*where))).first()
+    query = select(session.c.id, session.c.consumer_id).where(*where).with_for_update()
+    locked = (await db.execute(query)).first()
+    if locked is None:
+        return None
+    newest_at = (
+        await db.execute(select(func.max(message.c.created_at)).where(message.c.session_id == session_id))
+    ).scalar_one()
+    return SimpleNamespace(id=locked.id, consumer_id=locked.consumer_id, newest_at=newest_at)
+
+
+async def taken_message_ids(db: AsyncConnection, app_id: UUID, ids: Sequence[str]) -> set[str]:
+    """Which of these message ids the app already uses."""
+    taken: set[str] = set()
+    for start in range(0, len(ids), _CHUNK):
+        chunk = list(ids[start : start + _CHUNK])
+        query = select(message.c.id).where(message.c.app_id == app_id, message.c.id.in_(chunk))
+        taken.update((await db.execute(query)).scalars())
+    return taken
+
+
+async def insert_session(db: AsyncConnection, row: dict[str, Any]) -> None:
+    """Create a session (the caller gives every column, counts included)."""
+    await db.execute(session.insert().values(**row))
+
+
+async def insert_messages(db: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Insert messages in one executemany."""
+    await db.execute(message.insert(), rows)
+
+
+async def add_to_session(db: AsyncConnection, session_id: UUID, count: int, newest: datetime) -> None:
+    """Count `count` more messages on a locked session and move last_activity_at to `newest` if later.
+
+    One set-based UPDATE relative to the row's own values, in the transaction that inserted the messages,
+    so the count matches the rows whatever other appends commit before or after.
+    """
+    # Typed as the column, so the value is stored exactly as the column stores it (UTC text on SQLite).
+    newest_value = literal(newest, session.c.last_activity_at.type)
+    await db.execute(
+        update(session)
+        .where(session.c.id == session_id)
+        .values(
+            message_count=session.c.message_count + count,
+            last_activity_at=case(
+                (session.c.last_activity_at < newest_value, newest_value), else_=session.c.last_activity_at
+            ),
+        )
+    )

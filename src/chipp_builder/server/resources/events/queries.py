@@ -1,0 +1,91 @@
+"""SQL for reading the event feed: the feed's marks (head, pruned) and a page of events after a position."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+import orjson
+from sqlalchemy import bindparam, or_, select
+
+from chipp_builder.errors import CursorExpired, InvalidRequest
+from chipp_builder.server.db.fastread import Reader, ReadQuery
+from chipp_builder.server.db.tables import app_counter, event
+from chipp_builder.server.pagination import INVALID_CURSOR
+from chipp_builder.server.writes.events import FEED_HEAD, FEED_PRUNED, event_id
+
+EXPIRED = "Cursor is older than the kept events; list again and continue from GET /events/latest"
+
+_MARKS = ReadQuery(
+    select(app_counter.c.resource, app_counter.c.row_count).where(
+        app_counter.c.app_id == bindparam("app_id"), or_(app_counter.c.resource == FEED_HEAD, app_counter.c.resource == FEED_PRUNED)
+    ),
+    on_loop=True,
+)
+
+
+async def feed_marks(reader: Reader, app_id: UUID) -> tuple[int, int]:
+    """(pruned, head): every event at or before `pruned` is gone; `head` is the newest committed position.
+
+    Read before the events themselves: every event at or before the head it gives has committed (positions
+    are taken in commit order, writes/events.py), so a page read afterwards up to that head misses none.
+    """
+    marks = {row["resource"]: int(row["row_count"]) for row in await reader.fetch(_MARKS, app_id=app_id)}
+    return marks.get(FEED_PRUNED, 0), marks.get(FEED_HEAD, 0)
+
+
+@lru_cache(maxsize=256)
+def _page_query(types: tuple[str, ...] | None) -> ReadQuery:
+    """Events after a position up to a head, oldest first; only `types` when given (a fixed list per query:
+    the types a key may read and asked for, a few combinations per deployment)."""
+    query = select(event.c.position, event.c.type, event.c.object_id, event.c.session_id, event.c.occurred_at).where(
+        event.c.app_id == bindparam("app_id"),
+        event.c.position > bindparam("after"),
+        event.c.position <= bindparam("head"),
+    )
+    if types is not None:
+        # Equalities with fixed values, not IN: the reader allows one expanding list, and only as the last
+        # parameter (the limit is).
+        query = query.where(or_(*(event.c.type == bindparam(f"type_{n}", value) for n, value in enumerate(types))))
+    return ReadQuery(query.order_by(event.c.position).limit(bindparam("limit")), on_loop=True)
+
+
+async def events_between(
+    reader: Reader, app_id: UUID, after: int, head: int, limit: int, types: tuple[str, ...] | None
+) -> list[dict[str, Any]]:
+    """Up to `limit` events in (after, head], as wire objects each with its `position`."""
+    rows = await reader.fetch(_page_query(types), app_id=app_id, after=after, head=head, limit=limit)
+    for row in rows:
+        row["id"] = event_id(app_id, int(row["position"]))
+    return rows
+
+
+def encode_position(app_id: UUID, position: int) -> str:
+    """An opaque feed cursor: the position, marked with its app and its list."""
+    raw = orjson.dumps({"p": position, "a": app_id.hex[:12], "k": "event"})
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_position(cursor: str, app_id: UUID) -> int:
+    """The position a feed cursor carries; a 400 for one of another app, another list, or none of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        position = payload["p"]
+        if payload["k"] != "event" or payload["a"] != app_id.hex[:12]:
+            raise ValueError
+        if not isinstance(position, int) or isinstance(position, bool) or not 0 <= position < 2**62:
+            raise ValueError
+    except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error, orjson.JSONDecodeError):
+        raise InvalidRequest(INVALID_CURSOR) from None
+    return position
+
+
+def check_position(position: int, pruned: int) -> None:
+    """410 for a position whose following events were pruned. (A position past the head is not refused: a
+    replica behind the primary, or an erasure's cursor read back from one, is simply not there yet.)"""
+    if position < pruned:
+        raise CursorExpired(EXPIRED)
