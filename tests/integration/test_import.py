@@ -30,9 +30,10 @@ from chipp_builder.server.db.tables import (
     session,
     tag,
 )
-from chipp_builder.server.ingest import derived, importer, staging
+from chipp_builder.server.ingest import importer, staging
 from chipp_builder.server.ingest.importer import ImportReport, import_file, import_lines
 from chipp_builder.server.resources.apps.queries import create_app
+from chipp_builder.server.writes import derived
 from tests.integration.test_rollups import _assert_summaries_exact
 
 DOMAIN_TABLES = (consumer, session, tag, knowledge_source, message, message_tag, feedback, memory)

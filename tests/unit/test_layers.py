@@ -129,8 +129,11 @@ def test_the_walk_sees_the_whole_package() -> None:
     ("module", "imported", "allowed"),
     [
         ("chipp_builder.server.resources.feedback.queries", "chipp_builder.server.db.counters", True),
-        ("chipp_builder.server.resources.feedback.queries", "chipp_builder.server.ingest.derived", False),
-        ("chipp_builder.server.pagination", "chipp_builder.server.ingest.derived", False),
+        ("chipp_builder.server.resources.feedback.queries", "chipp_builder.server.ingest.importer", False),
+        ("chipp_builder.server.resources.feedback.queries", "chipp_builder.server.writes.feedback", True),
+        ("chipp_builder.server.writes.derived", "chipp_builder.server.resources.sessions.queries", False),
+        ("chipp_builder.server.writes.events", "chipp_builder.server.pagination", False),
+        ("chipp_builder.server.pagination", "chipp_builder.server.ingest.importer", False),
         ("chipp_builder.server.pagination", "chipp_builder.server.db.fastread", True),
         ("chipp_builder.server.db.offset_list", "chipp_builder.server.pagination", False),
         ("chipp_builder.server.db.fastread", "chipp_builder.server.resources.sessions.queries", False),
@@ -152,7 +155,7 @@ def test_imports_are_read_wherever_they_sit() -> None:
         "from typing import TYPE_CHECKING\n"
         "from . import queries\n"
         "if TYPE_CHECKING:\n"
-        "    from chipp_builder.server.ingest import derived\n"
+        "    from chipp_builder.server.ingest import importer\n"
         "def f():\n"
         "    import chipp_builder.server.app\n"
     )
@@ -161,6 +164,6 @@ def test_imports_are_read_wherever_they_sit() -> None:
         "chipp_builder.server.resources.feedback",
         "chipp_builder.server.resources.feedback.queries",
         "chipp_builder.server.ingest",
-        "chipp_builder.server.ingest.derived",
+        "chipp_builder.server.ingest.importer",
         "chipp_builder.server.app",
     }

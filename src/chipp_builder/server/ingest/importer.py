@@ -5,35 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, Table, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chipp_builder.server.db.counters import refresh_active_consumers
 from chipp_builder.server.db.tables import (
     consumer,
-    feedback,
-    knowledge_source,
-    memory,
     message,
-    message_tag,
     session,
     tag,
 )
 from chipp_builder.server.db.writelock import begin_immediate
-from chipp_builder.server.ingest.derived import (
-    PendingUpsert,
-    after_upsert,
-    before_upsert,
-    consumers_of_sessions,
-    recompute_derived,
-)
-from chipp_builder.server.ingest.records import WRITE_ORDER, ImportReport
+from chipp_builder.server.ingest.records import ImportReport
 from chipp_builder.server.ingest.staging import Staging, staging
 from chipp_builder.server.resources.apps.queries import get_app
+from chipp_builder.server.writes.imports import WRITE_ORDER, write_staged
 
 _WRITE_CHUNK = 2000  # rows per executemany: big enough to amortise round trips, small enough for memory
 _LOOKUP_CHUNK = 1000  # ids per IN list, well under SQLite's and asyncpg's bound-parameter limits
@@ -41,7 +28,7 @@ _PROGRESS_EVERY = 1000  # lines between progress callbacks
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Looking up what the database holds, writing.
+# Looking up what the database holds (the writing is writes/imports.py's).
 
 _OWNED = {"consumer": consumer, "session": session, "tag": tag}  # keyed by a UUID alone, across apps
 
@@ -67,122 +54,6 @@ async def _lookup(db: AsyncConnection, app_id: UUID, spool: Staging) -> None:
         query = select(message.c.id, message.c.session_id).where(message.c.app_id == app_id, message.c.id.in_(chunk))
         rows = await db.execute(query)
         spool.add_existing("message", [(row.id, str(row.session_id), True) for row in rows])
-
-
-def upsert_statement(
-    dialect_name: str, table: Table, keys: tuple[str, ...], keep: tuple[str, ...] = ()
-) -> Any:
-    """INSERT ... ON CONFLICT DO UPDATE on SQLite or PostgreSQL: a row with an existing key is replaced.
-
-    Columns in `keep` are not overwritten (derived ones, recomputed afterwards). For tables keyed by a UUID
-    alone, the update applies only when the stored row is the same app's: a concurrent import into another
-    app can never take its rows over.
-    """
-    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(dialect_name)
-    if dialect is None:
-        raise ValueError(f"bulk import supports SQLite and PostgreSQL, not {dialect_name}")
-    stmt = dialect.insert(table)
-    json_columns = {
-        c.name: bindparam(c.name, type_=JSON(none_as_null=True)) for c in table.c if isinstance(c.type, JSON)
-    }
-    if json_columns:
-        # A Python None in a JSON column would otherwise be stored as the JSON text 'null', not SQL NULL.
-        stmt = stmt.values(**json_columns)
-    if "message_id" in keys and "tag_id" in keys:
-        return stmt.on_conflict_do_nothing(index_elements=list(keys))
-    updates = {c.name: stmt.excluded[c.name] for c in table.c if c.name not in keys and c.name not in keep}
-    guard = table.c.app_id == stmt.excluded.app_id if keys == ("id",) else None
-    return stmt.on_conflict_do_update(index_elements=list(keys), set_=updates, where=guard)
-
-
-_TABLES: dict[str, tuple[Table, tuple[str, ...], tuple[str, ...]]] = {
-    "consumer": (consumer, ("id",), ("has_session",)),
-    "session": (session, ("id",), ("message_count", "last_activity_at")),
-    "tag": (tag, ("id",), ("usage_count",)),
-    "knowledge_source": (knowledge_source, ("app_id", "id"), ()),
-    "message": (message, ("app_id", "id"), ()),
-    "message_tag": (message_tag, ("app_id", "message_id", "tag_id"), ()),
-    "feedback": (feedback, ("app_id", "id"), ()),
-    "memory": (memory, ("app_id", "id"), ()),
-}
-
-
-# What derived.before_upsert tracks for each record type (COUNTED's resources, "session", "message"), and the
-# time that places a new row on a day.
-_TRACKED = {
-    "consumer": "consumers",
-    "session": "session",
-    "knowledge_source": "knowledge_sources",
-    "message": "message",
-    "feedback": "feedback",
-    "memory": "memories",
-}
-_DAY_OF = {"session": "started_at", "message": "created_at"}
-
-
-async def _before_writing(db: AsyncConnection, app_id: UUID, spool: Staging) -> PendingUpsert:
-    """Before the first write, what the upserts replace (derived.py): the days and counts they change, and, in
-    staging, the consumers the replaced sessions name; a chunk of staged rows at a time."""
-    pending = PendingUpsert()
-    for kind, tracked in _TRACKED.items():
-        day_of = _DAY_OF.get(kind)
-        for rows in spool.rows(kind, _WRITE_CHUNK):
-            ids = [row["id"] for row in rows]
-            times = [row[day_of] for row in rows] if day_of is not None else []
-            await before_upsert(db, app_id, {tracked: ids}, times, pending)
-            if kind == "session":
-                spool.add_touched_consumers(await consumers_of_sessions(db, app_id, ids))
-    return pending
-
-
-async def _stored(db: AsyncConnection, app_id: UUID, kind: str, rows: list[dict[str, Any]]) -> dict[Any, Any]:
-    """The app's stored rows with the keys of a chunk of staged rows, by key (a message tag's is its pair)."""
-    table = _TABLES[kind][0]
-    if kind == "message_tag":
-        message_ids = list({row["message_id"] for row in rows})
-        query = select(table.c.message_id, table.c.tag_id).where(
-            table.c.app_id == app_id, table.c.message_id.in_(message_ids)
-        )
-        return {(stored.message_id, stored.tag_id): {} for stored in await db.execute(query)}
-    query = select(table).where(table.c.app_id == app_id, table.c.id.in_([row["id"] for row in rows]))
-    return {stored.id: stored._mapping for stored in await db.execute(query)}
-
-
-def _key(kind: str, row: dict[str, Any]) -> Any:
-    return (row["message_id"], row["tag_id"]) if kind == "message_tag" else row["id"]
-
-
-async def _write(db: AsyncConnection, app_id: UUID, spool: Staging, report: ImportReport) -> None:
-    """Upsert every good record in dependency order, chunk by chunk, then recompute the derived values.
-
-    Each chunk is compared with the rows stored under its keys first, column by column over what the upsert
-    would write: a new key counts as inserted, a different row as updated, an equal one as unchanged and is
-    not written at all (rewriting it would store the same values).
-    """
-    pending = await _before_writing(db, app_id, spool)
-    for kind in WRITE_ORDER:
-        table, keys, keep = _TABLES[kind]
-        stmt = upsert_statement(db.dialect.name, table, keys, keep)
-        for rows in spool.rows(kind, _WRITE_CHUNK):
-            stored = await _stored(db, app_id, kind, rows)
-            changed = []
-            for row in rows:
-                before = stored.get(_key(kind, row))
-                if before is None:
-                    report.inserted[kind] += 1
-                elif any(row[name] != before[name] for name in row if name not in keys and name not in keep):
-                    report.updated[kind] += 1
-                else:
-                    report.unchanged[kind] += 1
-                    continue
-                changed.append({**row, "app_id": app_id})
-            if changed:
-                await db.execute(stmt, changed)
-    await recompute_derived(db, app_id, spool.touched_sessions())
-    # In one global order, as concurrent writers lock consumer rows alike (counters.refresh_active_consumers).
-    for chunk in spool.touched_consumers(_LOOKUP_CHUNK):
-        await refresh_active_consumers(db, app_id, chunk)
-    await after_upsert(db, app_id, pending)
 
 
 async def _run(
@@ -218,7 +89,7 @@ async def _run(
             await _lookup(db, app_id, spool)
             spool.resolve()
             if not spool.has_errors() or skip_invalid:
-                await _write(db, app_id, spool, report)
+                await write_staged(db, app_id, spool, report, chunk=_WRITE_CHUNK, lookup_chunk=_LOOKUP_CHUNK)
         report.errors = spool.errors()
     return report
 

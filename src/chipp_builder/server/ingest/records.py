@@ -16,17 +16,6 @@ from chipp_builder.schemas.rules import has_control_characters
 from chipp_builder.schemas.sessions import tool_result_text
 from chipp_builder.server.params import SOURCES, parse_timestamp
 
-# Record types in the order their rows are written: every record comes after what it references.
-WRITE_ORDER = (
-    "consumer",
-    "session",
-    "tag",
-    "knowledge_source",
-    "message",
-    "message_tag",
-    "feedback",
-    "memory",
-)
 # What each record type refers to, as (record type, field), in the order references are checked: a record with
 # several bad references is reported for the first. Each type refers to another type at most once.
 REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {

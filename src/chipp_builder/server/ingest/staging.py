@@ -18,7 +18,9 @@ from sqlalchemy import DateTime, Uuid
 from chipp_builder.errors import InsufficientStorage
 from chipp_builder.server.db.engine import is_disk_full
 from chipp_builder.server.db.tables import UTCDateTime, metadata
-from chipp_builder.server.ingest.records import RECORD_TYPES, REFERENCES, WRITE_ORDER, LineError, Record, parse_line
+from chipp_builder.server.ingest.records import RECORD_TYPES, REFERENCES, LineError, Record, parse_line
+from chipp_builder.server.writes.events import Change
+from chipp_builder.server.writes.imports import WRITE_ORDER
 
 BATCH = 2000  # lines parsed between two inserts into the staging database
 
@@ -37,6 +39,17 @@ CREATE TABLE existing (kind TEXT, id TEXT, owner TEXT NOT NULL, in_app INTEGER N
 CREATE TABLE touched_consumer (id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE session_consumer (id TEXT PRIMARY KEY, consumer TEXT) WITHOUT ROWID;
 CREATE TABLE rejected (line INTEGER PRIMARY KEY, kind TEXT NOT NULL, key TEXT NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE change (
+    seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, id TEXT NOT NULL, action TEXT NOT NULL, session TEXT,
+    UNIQUE (kind, id)
+);
+"""
+# One change per object (its first-noted place in the order kept): created stays created, else the latest wins.
+_NOTE_CHANGE = """
+INSERT INTO change (kind, id, action, session) VALUES (?, ?, ?, ?)
+ON CONFLICT (kind, id) DO UPDATE SET
+    action = CASE WHEN change.action = 'created' THEN 'created' ELSE excluded.action END,
+    session = coalesce(excluded.session, change.session)
 """
 _TARGETS = ("consumer", "session", "tag", "message")
 
@@ -283,6 +296,20 @@ class Staging:
         cursor = self.db.execute(_TOUCHED_CONSUMERS)
         while chunk := cursor.fetchmany(size):
             yield [UUID(value) for (value,) in chunk]
+
+    def note_changes(self, changes: Iterable[Change]) -> None:
+        """Keep the written objects' changes here until the write records them (one event per object, and the
+        import's memory flat however many it changes)."""
+        self.db.executemany(
+            _NOTE_CHANGE,
+            ((c.kind, c.object_id, c.action, None if c.session_id is None else str(c.session_id)) for c in changes),
+        )
+
+    def noted_changes(self, size: int) -> Iterator[list[Change]]:
+        """The noted changes in the order first noted, in chunks."""
+        cursor = self.db.execute("SELECT kind, id, action, session FROM change ORDER BY seq")
+        while chunk := cursor.fetchmany(size):
+            yield [Change(kind, action, oid, None if sid is None else UUID(sid)) for kind, oid, action, sid in chunk]
 
     def touched_sessions(self) -> Iterator[UUID]:
         """The sessions whose message counts and last activity the import may change."""

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.errors import NotFound
 from chipp_builder.server.db.counters import add_counts
-from chipp_builder.server.db.tables import consumer, session
+from chipp_builder.server.db.tables import consumer
 from chipp_builder.server.db.writelock import advisory_lock
+from chipp_builder.server.writes.dependents import rows_showing
 from chipp_builder.server.writes.events import CREATED, UPDATED, Change, record
 
 CONSUMER_COLUMNS = (
@@ -21,12 +22,6 @@ CONSUMER_COLUMNS = (
     consumer.c.email_verified, consumer.c.credits, consumer.c.subscription_active, consumer.c.mode,
     consumer.c.is_anonymous, consumer.c.created_at, consumer.c.updated_at,
 )
-
-
-async def sessions_showing(db: AsyncConnection, app_id: UUID, consumer_id: UUID) -> list[Change]:
-    """session.updated for every session of the consumer: each shows the consumer's name and email."""
-    query = select(session.c.id).where(session.c.app_id == app_id, session.c.consumer_id == consumer_id)
-    return [Change("session", UPDATED, str(sid)) for sid in (await db.execute(query)).scalars()]
 
 
 async def authenticate_consumer(
@@ -157,5 +152,5 @@ async def find_or_create_consumer(
         found = merged
         feed.append(Change("consumer", UPDATED, str(found["id"])))
         if changed_summary:  # a session shows its consumer's name and email
-            feed.extend(await sessions_showing(db, app_id, found["id"]))
+            feed.extend(await rows_showing(db, app_id, "consumer", [found["id"]]))
     return found, False

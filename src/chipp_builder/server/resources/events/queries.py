@@ -21,7 +21,8 @@ EXPIRED = "Cursor is older than the kept events; list again and continue from GE
 
 _MARKS = ReadQuery(
     select(app_counter.c.resource, app_counter.c.row_count).where(
-        app_counter.c.app_id == bindparam("app_id"), or_(app_counter.c.resource == FEED_HEAD, app_counter.c.resource == FEED_PRUNED)
+        app_counter.c.app_id == bindparam("app_id"),
+        or_(app_counter.c.resource == FEED_HEAD, app_counter.c.resource == FEED_PRUNED),
     ),
     on_loop=True,
 )
