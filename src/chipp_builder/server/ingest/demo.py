@@ -10,49 +10,19 @@ import random
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, Table, bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chipp_builder.server.db.counters import add_counts
-from chipp_builder.server.db.daily_rollups import add_activity
-from chipp_builder.server.db.tables import (
-    app,
-    consumer,
-    feedback,
-    knowledge_source,
-    memory,
-    message,
-    message_tag,
-    session,
-    tag,
-)
+from chipp_builder.server.db.tables import app
 from chipp_builder.server.ingest.demo_app import DemoApp
-from chipp_builder.server.ingest.demo_sessions import DemoSessions, Rows
+from chipp_builder.server.ingest.demo_sessions import DemoSessions
+from chipp_builder.server.writes.bulk import insert_new, set_tag_usage
 
 SESSIONS_PER_CHUNK = 1000  # sessions generated and inserted together (about 11,000 messages)
 # A commit every 5,000 sessions keeps the SQLite WAL and PostgreSQL's transaction state modest.
 CHUNKS_PER_TRANSACTION = 5
-
-
-def _insert(table: Table) -> Any:
-    """A plain INSERT for executemany; a None in a JSON column becomes SQL NULL rather than JSON 'null'."""
-    stmt = table.insert()
-    json_columns = {
-        c.name: bindparam(c.name, type_=JSON(none_as_null=True)) for c in table.c if isinstance(c.type, JSON)
-    }
-    return stmt.values(**json_columns) if json_columns else stmt
-
-
-_WRITE_ORDER = (
-    ("session", session),
-    ("message", message),
-    ("message_tag", message_tag),
-    ("feedback", feedback),
-    ("memory", memory),
-)
 
 
 async def _large_cache(db: AsyncConnection) -> None:
@@ -60,21 +30,6 @@ async def _large_cache(db: AsyncConnection) -> None:
     every index, and the default 2 MB cache turns a large demo into disk reads."""
     if db.dialect.name == "sqlite":
         await db.exec_driver_sql("PRAGMA cache_size=-262144")  # KiB: 256 MB, allocated only as used
-
-
-async def _write_chunk(db: AsyncConnection, app_id: UUID, rows: Rows) -> None:
-    """Insert one chunk of sessions' rows and add their sums to the counters and rollups."""
-    for name, table in _WRITE_ORDER:
-        if rows[name]:
-            await db.execute(_insert(table), rows[name])
-    # The chunk's rows are all new: add their sums to the counters and rollups in the same transaction.
-    await add_counts(db, app_id, feedback=len(rows["feedback"]), memories=len(rows["memory"]))
-    await add_activity(
-        db,
-        app_id,
-        sessions=[(r["started_at"], r["consumer_id"]) for r in rows["session"]],
-        messages=[(r["created_at"], r["model"], r["token_count"]) for r in rows["message"]],
-    )
 
 
 async def generate_demo(
@@ -104,11 +59,8 @@ async def generate_demo(
         if taken is not None:
             raise ValueError(f"demo data for seed {seed} already exists in this database (app {cast.app_id})")
         await db.execute(app.insert().values(**cast.app_row(app_name)))
-        await db.execute(tag.insert(), cast.tag_rows())
-        consumers, sources = cast.consumer_rows(), cast.knowledge_rows()
-        await db.execute(consumer.insert(), consumers)
-        await db.execute(_insert(knowledge_source), sources)
-        await add_counts(db, cast.app_id, consumers=len(consumers), knowledge_sources=len(sources))
+        await insert_new(db, cast.app_id, {"tag": cast.tag_rows(), "consumer": cast.consumer_rows(),
+                                            "knowledge_source": cast.knowledge_rows()})
 
     done = 0
     while done < sessions:
@@ -118,19 +70,13 @@ async def generate_demo(
                 count = min(SESSIONS_PER_CHUNK, sessions - done)
                 if count == 0:
                     break
-                await _write_chunk(db, cast.app_id, maker.session_chunk(count))
+                await insert_new(db, cast.app_id, maker.session_chunk(count))
                 done += count
                 if progress is not None:
                     progress(done)
 
     async with engine.begin() as db:
-        await db.execute(
-            update(tag).where(tag.c.id == bindparam("tag_id")).values(usage_count=bindparam("usage")),
-            [
-                {"tag_id": tag_id, "usage": usage}
-                for tag_id, usage in zip(cast.tag_ids, cast.tag_usage, strict=True)
-            ],
-        )
+        await set_tag_usage(db, cast.app_id, dict(zip(cast.tag_ids, cast.tag_usage, strict=True)))
     if progress is not None and sessions == 0:
         progress(0)
     return cast.app_id
