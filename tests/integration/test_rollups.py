@@ -197,6 +197,17 @@ async def test_rollups_answer_what_the_raw_rows_answer_through_every_writer(serv
     await _assert_summaries_exact(server, app.id)
     await _assert_rollups_match_raw(server, app.id, rng)
 
+    # The deletes: sessions (with their messages, tags and ratings), and people erased with everything theirs.
+    for record in rng.sample(sessions, 6):
+        response = await api.delete(app.base + f"/sessions/{record['id']}", headers=app.headers)
+        assert response.status_code in (200, 404), response.text  # an erasure below may have taken it already
+    consumers = [r["id"] for r in records if r["type"] == "consumer"]
+    for consumer_id in rng.sample(consumers, 3):
+        response = await api.delete(app.base + f"/consumers/{consumer_id}", headers=app.headers)
+        assert response.status_code == 200, response.text
+    await _assert_summaries_exact(server, app.id)
+    await _assert_rollups_match_raw(server, app.id, rng)
+
     # The unfiltered lists report the counters' totals, which equal the filtered path's count.
     for path in ("/consumers", "/feedback", "/memories", "/knowledge-sources"):
         body = (await get(api, app, path, {"limit": 1})).json()

@@ -7,6 +7,7 @@ import binascii
 import json
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import orjson
 from sqlalchemy import ColumnElement, Select, and_, or_
@@ -80,3 +81,24 @@ def cursor_page(rows: CursorRows, limit: int, kind: str) -> tuple[list[dict[str,
 def offset_pagination(total: int, limit: int, offset: int, returned: int) -> dict[str, Any]:
     """The pagination block of an offset list."""
     return {"has_more": offset + returned < total, "total": total, "limit": limit, "offset": offset}
+
+
+def encode_position(app_id: UUID, position: int) -> str:
+    """An opaque feed cursor: the position, marked with its app and its list."""
+    raw = orjson.dumps({"p": position, "a": app_id.hex[:12], "k": "event"})
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_position(cursor: str, app_id: UUID) -> int:
+    """The position a feed cursor carries; a 400 for one of another app, another list, or none of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        position = payload["p"]
+        if payload["k"] != "event" or payload["a"] != app_id.hex[:12]:
+            raise ValueError
+        if not isinstance(position, int) or isinstance(position, bool) or not 0 <= position < 2**62:
+            raise ValueError
+    except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error, orjson.JSONDecodeError, RecursionError):
+        raise InvalidRequest(INVALID_CURSOR) from None
+    return position

@@ -33,6 +33,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose the last commit.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # Deleted rows are overwritten with zeros, so an erased person's data leaves the file's bytes (SPEC 11).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -68,6 +70,14 @@ def make_engine(
             "server_settings": {"statement_timeout": str(int(statement_seconds * 1000))},
         },
     )
+
+
+async def checkpoint_wal(engine: AsyncEngine) -> None:
+    """On SQLite, copy the write-ahead log into the database file and empty it (after an erasure, so the erased
+    rows' old pages leave the WAL too); elsewhere nothing."""
+    if is_sqlite(engine):
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 async def execute_outside_transaction(database_url: str, statement: str) -> None:

@@ -1,4 +1,4 @@
-"""HTTP routes for consumers: list and get them, and authenticate a site's user as one."""
+"""HTTP routes for consumers: list and get them, authenticate a site's user as one, and erase one."""
 
 from __future__ import annotations
 
@@ -11,17 +11,20 @@ from chipp_builder.errors import NotFound
 from chipp_builder.schemas.common import utc_now
 from chipp_builder.schemas.consumers import ConsumerEnvelope, ConsumerList
 from chipp_builder.schemas.conversations import ConsumerAuth, ConsumerTokenEnvelope
+from chipp_builder.schemas.events import ConsumerErasedEnvelope
 from chipp_builder.server import tokens
 from chipp_builder.server.auth import KeyIdentity
 from chipp_builder.server.body import WRITE_ERRORS, openapi_body, read_json, validate_body
+from chipp_builder.server.db.engine import checkpoint_wal
 from chipp_builder.server.db.writelock import write_transaction
 from chipp_builder.server.deps import ReaderDep, WriteConn, require, require_write
-from chipp_builder.server.pagination import offset_pagination
+from chipp_builder.server.pagination import encode_position, offset_pagination
 from chipp_builder.server.params import Limit, Offset, Search, TimestampValue
 from chipp_builder.server.resources.common import AppIdPath, app_router, as_uuid_or_none
 from chipp_builder.server.resources.consumers import queries
 from chipp_builder.server.responses import json_response
 from chipp_builder.server.writes import consumers as consumer_writes
+from chipp_builder.server.writes import deletes
 
 router = app_router("consumers")
 ConsumersReadKey = Annotated[KeyIdentity, Depends(require("consumers"))]
@@ -102,3 +105,32 @@ async def auth_consumer(app_id: AppIdPath, request: Request, key: ConsumersWrite
     state.consumer_token_key = signing_key
     body_out = {"data": {"consumer": found, "token": issued.token, "expires_at": issued.expires_at}}
     return json_response(body_out, status_code=201 if created else 200)
+
+
+@router.delete(
+    "/consumers/{consumer_id}",
+    response_model=ConsumerErasedEnvelope,
+    responses={507: WRITE_ERRORS[507]},
+)
+async def erase_consumer(
+    app_id: AppIdPath,
+    consumer_id: Annotated[str, Path(description="The consumer's id (a UUID).")],
+    request: Request,
+    key: ConsumersWriteKey,
+    db: WriteConn,
+) -> Response:
+    """Erase a person: the consumer, their sessions with messages and ratings, their ratings elsewhere and their
+    memories, in one transaction (SPEC section 11)."""
+    cid = as_uuid_or_none(consumer_id)
+    async with write_transaction(db):
+        removed = None if cid is None else await deletes.erase_consumer(db, key.app_id, cid)
+        if removed is None:
+            raise NotFound("Consumer not found")
+        erased_at = utc_now()
+    # After the commit: the erased rows' old pages leave SQLite's write-ahead log as well.
+    await checkpoint_wal(request.app.state.engine)
+    counts = {"sessions": removed.sessions, "messages": removed.messages, "feedback": removed.feedback,
+              "memories": removed.memories}
+    data = {"consumer_id": cid, "erased_at": erased_at, "counts": counts,
+            "cursor": encode_position(key.app_id, removed.head or 0)}
+    return json_response({"data": data})

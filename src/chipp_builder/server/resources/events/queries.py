@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-import orjson
 from sqlalchemy import bindparam, or_, select
 
-from chipp_builder.errors import CursorExpired, InvalidRequest
+from chipp_builder.errors import CursorExpired
 from chipp_builder.server.db.fastread import Reader, ReadQuery
 from chipp_builder.server.db.tables import app_counter, event
-from chipp_builder.server.pagination import INVALID_CURSOR
 from chipp_builder.server.writes.events import FEED_HEAD, FEED_PRUNED, event_id
 
 EXPIRED = "Cursor is older than the kept events; list again and continue from GET /events/latest"
@@ -62,27 +58,6 @@ async def events_between(
     for row in rows:
         row["id"] = event_id(app_id, int(row["position"]))
     return rows
-
-
-def encode_position(app_id: UUID, position: int) -> str:
-    """An opaque feed cursor: the position, marked with its app and its list."""
-    raw = orjson.dumps({"p": position, "a": app_id.hex[:12], "k": "event"})
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_position(cursor: str, app_id: UUID) -> int:
-    """The position a feed cursor carries; a 400 for one of another app, another list, or none of ours."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        payload = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        position = payload["p"]
-        if payload["k"] != "event" or payload["a"] != app_id.hex[:12]:
-            raise ValueError
-        if not isinstance(position, int) or isinstance(position, bool) or not 0 <= position < 2**62:
-            raise ValueError
-    except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error, orjson.JSONDecodeError):
-        raise InvalidRequest(INVALID_CURSOR) from None
-    return position
 
 
 def check_position(position: int, pruned: int) -> None:

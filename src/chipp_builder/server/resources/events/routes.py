@@ -13,6 +13,7 @@ from chipp_builder.schemas.events import EVENT_KINDS, EVENT_TYPES, EventList, Fe
 from chipp_builder.server.auth import KeyIdentity
 from chipp_builder.server.db.feed_signal import signal_of
 from chipp_builder.server.deps import ReaderDep, require_any_read
+from chipp_builder.server.pagination import decode_position, encode_position
 from chipp_builder.server.params import FEED_PARAM_MESSAGES
 from chipp_builder.server.resources.common import AppIdPath, app_router
 from chipp_builder.server.resources.events import queries
@@ -59,7 +60,7 @@ async def list_events(
     """List the app's changes in commit order, oldest first; `next_cursor` is never null."""
     shown = _visible_types(key, types)
     pruned, head = await queries.feed_marks(reader, key.app_id)
-    position = pruned if after is None else queries.decode_position(after, key.app_id)
+    position = pruned if after is None else decode_position(after, key.app_id)
     queries.check_position(position, pruned)
     deadline = time.monotonic() + wait
     while True:
@@ -84,7 +85,7 @@ async def list_events(
          "occurred_at": row["occurred_at"]}
         for row in page
     ]
-    pagination = {"has_more": has_more, "next_cursor": queries.encode_position(key.app_id, next_position),
+    pagination = {"has_more": has_more, "next_cursor": encode_position(key.app_id, next_position),
                   "limit": limit}
     return json_response({"data": data, "pagination": pagination})
 
@@ -93,4 +94,4 @@ async def list_events(
 async def latest_event(app_id: AppIdPath, key: FeedKey, reader: ReaderDep) -> Response:
     """The current end of the feed: list everything, then follow GET /events from this cursor."""
     _pruned, head = await queries.feed_marks(reader, key.app_id)
-    return json_response({"data": {"cursor": queries.encode_position(key.app_id, head)}})
+    return json_response({"data": {"cursor": encode_position(key.app_id, head)}})

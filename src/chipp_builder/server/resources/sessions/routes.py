@@ -10,14 +10,18 @@ from fastapi.responses import Response
 
 from chipp_builder.errors import InvalidRequest, NotFound
 from chipp_builder.schemas.common import Role, Source
+from chipp_builder.schemas.events import SessionDeletedEnvelope
 from chipp_builder.schemas.sessions import MessageList, SessionEnvelope, SessionList
 from chipp_builder.server.auth import KeyIdentity
-from chipp_builder.server.deps import ReaderDep, require
+from chipp_builder.server.body import WRITE_ERRORS
+from chipp_builder.server.db.writelock import write_transaction
+from chipp_builder.server.deps import ReaderDep, WriteConn, require, require_write
 from chipp_builder.server.pagination import INVALID_CURSOR, cursor_page, decode_cursor
 from chipp_builder.server.params import Cursor, Limit, Search, TimestampValue, UUIDValue
 from chipp_builder.server.resources.common import AppIdPath, app_router, as_uuid_or_none
 from chipp_builder.server.resources.sessions import queries
 from chipp_builder.server.responses import json_response
+from chipp_builder.server.writes import deletes
 
 router = app_router("sessions")
 SessionsReadKey = Annotated[KeyIdentity, Depends(require("sessions"))]
@@ -97,3 +101,20 @@ async def list_messages(
     )
     data, pagination = cursor_page(rows, limit, "message")
     return json_response({"data": data, "pagination": pagination})
+
+
+SessionsWriteKey = Annotated[KeyIdentity, Depends(require_write("sessions"))]
+
+
+@router.delete("/sessions/{session_id}", response_model=SessionDeletedEnvelope, responses={507: WRITE_ERRORS[507]})
+async def delete_session(
+    app_id: AppIdPath, session_id: SessionIdPath, key: SessionsWriteKey, db: WriteConn
+) -> Response:
+    """Delete a session with its messages, their tool details and tag links, and their feedback."""
+    sid = as_uuid_or_none(session_id)
+    async with write_transaction(db):
+        removed = None if sid is None else await deletes.delete_session(db, key.app_id, sid)
+        if removed is None:
+            raise NotFound("Session not found")
+    counts = {"messages": removed.messages, "feedback": removed.feedback}
+    return json_response({"data": {"id": sid, "deleted": True, "counts": counts}})
