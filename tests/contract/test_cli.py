@@ -104,6 +104,7 @@ def test_every_documented_command_exists() -> None:
         ("apps", "list"), ("keys",), ("keys", "create"), ("keys", "list"), ("keys", "revoke"),
         ("export",), *(("export", name) for name in ("sessions", "messages", "consumers", "feedback", "memories",
                                                     "knowledge-sources", "tags", "all")),
+        ("sessions",), ("sessions", "delete"), ("consumers",), ("consumers", "erase"),
     }
     assert {tuple(path) for path in COMMAND_PATHS} == expected
 
@@ -542,3 +543,52 @@ def test_serve_migrates_and_answers_http(db_url: str) -> None:
         process.terminate()
         output, _ = process.communicate(timeout=30)
     assert f"http://127.0.0.1:{port}" in output
+
+
+# --- sessions delete, consumers erase ------------------------------------------------------------------
+
+
+def _seeded(cli: Cli, db_url: str, tmp_path: Path) -> tuple[str, str, str]:
+    """An app with one consumer's session of two messages and a rating; (app, consumer, session)."""
+    app_id = new_app(cli)
+    consumer_id, session_id = "2a9b3f7e-0000-4000-8000-000000000001", "2a9b3f7e-0000-4000-8000-000000000002"
+    lines = [
+        {"type": "consumer", "id": consumer_id, "identifier": "erase-me", "email": "erase.me@example.com",
+         "created_at": "2025-06-01T00:00:00Z"},
+        {"type": "session", "id": session_id, "consumer_id": consumer_id, "started_at": "2025-06-01T10:00:00Z"},
+        {"type": "message", "id": "m1", "session_id": session_id, "role": "user", "content": "private words",
+         "created_at": "2025-06-01T10:00:01Z"},
+        {"type": "message", "id": "m2", "session_id": session_id, "role": "assistant", "content": "ok",
+         "created_at": "2025-06-01T10:00:02Z"},
+        {"type": "feedback", "id": "f1", "message_id": "m2", "session_id": session_id, "rating": 1,
+         "created_at": "2025-06-01T11:00:00Z"},
+    ]
+    file = tmp_path / "seed.jsonl"
+    file.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    ok(cli("import", str(file), "--app", app_id))
+    return app_id, consumer_id, session_id
+
+
+def test_sessions_delete_removes_the_session_and_prints_the_counts(cli: Cli, db_url: str, tmp_path: Path) -> None:
+    app_id, _consumer, session_id = _seeded(cli, db_url, tmp_path)
+    result = ok(cli("sessions", "delete", session_id, "--app", app_id, "--json"))
+    assert json.loads(result.stdout) == {"id": session_id, "deleted": True, "counts": {"messages": 2, "feedback": 1}}
+    assert query(db_url, "SELECT count(*) FROM message") == [(0,)]
+    assert query(db_url, "SELECT type FROM event WHERE type LIKE '%deleted' ORDER BY position") == [
+        ("feedback.deleted",), ("message.deleted",), ("message.deleted",), ("session.deleted",)]
+    assert "has no session" in failed(cli("sessions", "delete", session_id, "--app", app_id))
+
+
+def test_consumers_erase_leaves_nothing_of_the_person(cli: Cli, db_url: str, tmp_path: Path) -> None:
+    app_id, consumer_id, _session = _seeded(cli, db_url, tmp_path)
+    result = ok(cli("consumers", "erase", consumer_id, "--app", app_id, "--yes"))
+    assert result.stdout.strip() == (
+        f"Erased consumer {consumer_id}: 1 sessions, 2 messages, 1 ratings, 0 memories."
+    )
+    path = sqlite_path(db_url)
+    for trace in (b"erase.me@example.com", b"private words", b"erase-me"):
+        for file in (path, Path(f"{path}-wal")):
+            if file.exists():
+                assert trace not in file.read_bytes(), (trace, file.name)
+    assert "has no consumer" in failed(cli("consumers", "erase", consumer_id, "--app", app_id))
+    assert "CONSUMER_ID must be a consumer id" in failed(cli("consumers", "erase", "nope", "--app", app_id))
