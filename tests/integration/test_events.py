@@ -162,3 +162,65 @@ async def test_a_cursor_older_than_the_kept_events_is_a_410(server: Any, api: An
     kept = await feed(api, app, after=middle)
     assert [e["type"] for e in kept["data"]] == ["session.created", "message.created"]
     assert [e["type"] for e in (await feed(api, app))["data"]] == ["session.created", "message.created"]
+
+
+async def test_a_reader_never_passes_an_open_transactions_event(server: Any, api: Any) -> None:
+    """T1 records an event and stays open; T2 records one and tries to commit; a reader polling meanwhile sees
+    neither and its cursor does not move past T1's position; after T1 commits, one poll returns both, T1's
+    first. (On PostgreSQL T2 waits on the app's feed row, so it cannot commit a later position first; on
+    SQLite it waits for the single writer.)"""
+    from chipp_builder.server.db.writelock import begin_immediate
+    from chipp_builder.server.writes.events import CREATED, Change, record
+
+    app = await make_app(server, scopes=WRITE)
+    start = (await feed(api, app))["pagination"]["next_cursor"]
+    engine = server.state.engine
+    async with engine.connect() as first, engine.connect() as second:
+        await first.begin()
+        await begin_immediate(first)
+        await record(first, app.id, [Change("session", CREATED, "00000000-0000-4000-8000-000000000001")])
+
+        async def later_writer() -> None:
+            await second.begin()
+            await begin_immediate(second)
+            await record(second, app.id, [Change("session", CREATED, "00000000-0000-4000-8000-000000000002")])
+            await second.commit()
+
+        t2 = asyncio.create_task(later_writer())
+        for _ in range(5):
+            await asyncio.sleep(0.1)
+            polled = await feed(api, app, after=start)
+            assert polled["data"] == [] and polled["pagination"]["next_cursor"] == start
+        assert not t2.done()
+        await first.commit()
+        await asyncio.wait_for(t2, 10)
+    both = await feed(api, app, after=start)
+    assert [e["object_id"][-1] for e in both["data"]] == ["1", "2"]
+
+
+async def test_concurrent_writers_leave_no_gap_and_no_repeat(server: Any, api: Any) -> None:
+    """Many conversations/log requests at once while a follower walks the feed: it sees every event once, in
+    positions without a gap."""
+    app = await make_app(server, scopes=WRITE)
+    cursor = (await feed(api, app))["pagination"]["next_cursor"]
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def follow() -> None:
+        nonlocal cursor
+        while True:
+            finished = done.is_set()
+            page = await feed(api, app, after=cursor, limit=7)
+            seen.extend(e["id"] for e in page["data"])
+            cursor = page["pagination"]["next_cursor"]
+            if finished and not page["pagination"]["has_more"]:
+                return
+            await asyncio.sleep(0.01)
+
+    follower = asyncio.create_task(follow())
+    await asyncio.gather(*(log(api, app, messages=[{"role": "user", "content": f"m{n}"}]) for n in range(30)))
+    done.set()
+    await asyncio.wait_for(follower, 30)
+    assert len(seen) == 60 and len(set(seen)) == 60
+    everything, _ = await all_events(api, app)
+    assert [e["id"] for e in everything] == seen
