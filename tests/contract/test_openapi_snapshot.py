@@ -91,9 +91,13 @@ async def test_every_query_parameter_has_a_description(doc):
 
 
 async def test_limit_is_documented_from_1_to_100_with_default_25(doc):
-    limits = [p["schema"] for _, name, p in query_parameters(doc) if name == "limit"]
+    limits = [p["schema"] for path, name, p in query_parameters(doc)
+              if name == "limit" and not path.endswith("/events")]
     assert len(limits) >= 6
     assert all((s.get("minimum"), s.get("maximum"), s.get("default")) == (1, 100, 25) for s in limits)
+    # The event feed pages up to 500 events, 100 by default (SPEC section 11).
+    (feed,) = [p["schema"] for path, name, p in query_parameters(doc) if name == "limit" and path.endswith("/events")]
+    assert (feed.get("minimum"), feed.get("maximum"), feed.get("default")) == (1, 500, 100)
 
 
 async def test_offset_is_documented_from_0_to_1000000(doc):
@@ -158,7 +162,7 @@ OPERATION_IDS = {
     "create_application", "list_builder_keys", "create_builder_key", "revoke_builder_key", "get_token_usage",
     "get_usage", "list_consumers", "auth_consumer", "get_consumer", "log_conversation", "list_feedback",
     "create_feedback", "list_knowledge_sources", "list_memories", "list_sessions", "get_session", "list_messages",
-    "list_tags",
+    "list_tags", "list_events", "latest_event", "delete_session", "erase_consumer",
 }
 
 

@@ -28,7 +28,11 @@ After = Annotated[
     str | None,
     Query(max_length=512, description="Position to continue from (a `next_cursor`); absent: the oldest kept event."),
 ]
-Types = Annotated[str | None, Query(max_length=1000, description="Comma-separated event types to show.")]
+_TYPE = "(" + "|".join(EVENT_KINDS) + r")\.(created|updated|deleted)"
+Types = Annotated[
+    str | None,
+    Query(max_length=1000, pattern=f"^{_TYPE}(,{_TYPE})*$", description="Comma-separated event types to show."),
+]
 Wait = Annotated[int, Query(ge=0, le=30, description="Seconds to hold the request when nothing is new (long poll).")]
 TYPES_MESSAGE = FEED_PARAM_MESSAGES["types"] + ": " + ", ".join(EVENT_TYPES)
 
