@@ -83,7 +83,8 @@ async def test_empty_values_are_absent_as_documented(server: Any, api: httpx.Asy
         ("/api/applications/{app}/builder-keys", "GET, POST"),  # was `POST`
         ("/api/v1/apps/{app}/feedback", "GET, POST"),  # was `GET`
         ("/api/v1/apps/{app}/consumers/auth", "POST"),  # was `GET`, from /consumers/{consumer_id}
-        ("/api/v1/apps/{app}/consumers/" + SESSION, "GET"),
+        ("/api/v1/apps/{app}/consumers/" + SESSION, "DELETE, GET"),
+        ("/api/v1/apps/{app}/sessions/" + SESSION, "DELETE, GET"),
         ("/api/v1/apps/{app}/sessions/" + SESSION + "/messages", "GET"),
         ("/api/applications/{app}/builder-keys/" + SESSION, "DELETE"),
     ],
