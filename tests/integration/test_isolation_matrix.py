@@ -141,11 +141,12 @@ QUERY_REFERENCES: dict[str, Callable[[Side], str]] = {
     "session_id": lambda b: b.ids["session"],
     "search": lambda b: b.label,  # every text of B's holds its label
     "cursor": lambda b: b.texts["cursor"],  # set by the test: a real cursor from one of B's pages
+    "after": lambda b: b.texts["after"],  # set by the test: B's feed position (GET /events/latest)
 }
 # Query parameters that hold values, not references: nothing of another app can be named through them.
 QUERY_VALUES = {
     "limit", "offset", "source", "started_after", "started_before", "created_after", "created_before", "role",
-    "include", "has_email", "rating", "status", "type", "memory_type", "memory_layer", "group_by",
+    "include", "has_email", "rating", "status", "type", "memory_type", "memory_layer", "group_by", "types", "wait",
 }
 # Header parameters: the Idempotency-Key is per API key, so B's key value must not replay B's answer to A.
 HEADER_REFERENCES = {"Idempotency-Key"}
@@ -311,6 +312,10 @@ async def test_app_routes_keep_another_apps_data_out(
     idempotent = any(p["name"] == "Idempotency-Key" for p in parameters(method, path, "header"))
     # A real cursor from one of B's pages (B holds two sessions, and two messages in its first session).
     b.texts["cursor"] = await _cursor_of(api, b, path) if "cursor" in query_names else ""
+    b.texts["after"] = ""
+    if "after" in query_names:
+        latest = await call(api, "GET", fill(APP_BASE + "/events/latest", b), b)
+        b.texts["after"] = latest.json()["data"]["cursor"]
 
     # B first reuses a key that A will send too: A must never be answered with B's stored response.
     b_replayed: httpx.Response | None = None

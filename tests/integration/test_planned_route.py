@@ -29,7 +29,7 @@ def _app_routes(server: Any) -> list[Any]:
 async def test_every_get_route_of_an_app_is_planned_and_no_write_route_is(server) -> None:
     routes = _app_routes(server)
     gets = [r for r in routes if "GET" in r.methods]
-    assert len(gets) == 11
+    assert len(gets) == 13
     assert all(isinstance(r, routing.PlannedRoute) for r in gets)
     assert all(r.planned for r in gets)  # a GET route that cannot be planned fails when the app is built
     # Bodies (and the write connection's generator dependency) are outside the plan's shape.

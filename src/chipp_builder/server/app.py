@@ -151,7 +151,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if loc and loc[0] == "body":
             field = ".".join(loc[1:]) or "body"
             return error_response(InvalidRequest(f"{field}: {errors[0].get('msg', 'is invalid')}"))
-        return error_response(InvalidRequest(message_for(loc[-1] if loc else "request", request.url.path)))
+        return error_response(InvalidRequest(message_for(loc[-1] if loc else "request", request.scope["path"])))
 
     async def on_database_error(_request: Request, exc: Exception) -> Any:
         if is_disk_full(exc):

@@ -67,7 +67,7 @@ def _reject_repeated_parameters(request: Request) -> None:
     for param in dependant.query_params:
         name = param.alias or param.name
         if len(params.getlist(name)) > 1:
-            raise InvalidRequest(f"{name} must be given at most once; {message_for(name, request.url.path)}")
+            raise InvalidRequest(f"{name} must be given at most once; {message_for(name, request.scope['path'])}")
 
 
 async def _refuse_unauthenticated(request: Request, error: AuthenticationError) -> RateLimited | AuthenticationError:
