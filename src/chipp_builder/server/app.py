@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from chipp_builder import __version__
 from chipp_builder.errors import (
@@ -30,6 +31,8 @@ from chipp_builder.server.compat import build_included_routes
 from chipp_builder.server.config import Settings
 from chipp_builder.server.db.engine import DRIVER_ERRORS, is_disk_full, is_unavailable, make_engine
 from chipp_builder.server.db.fastread import make_reader
+from chipp_builder.server.mcp_http import PATH as MCP_PATH
+from chipp_builder.server.mcp_http import McpEndpoint
 from chipp_builder.server.middleware import BodySizeLimit, QueryAndHeaders
 from chipp_builder.server.openapi import install_openapi, operation_id
 from chipp_builder.server.params import message_for
@@ -62,9 +65,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Everything alive now (modules, routes, compiled statements) lives as long as the process: freezing it
         # keeps the collector's full passes from walking it again and again under load (measured: about 10 %
         # more requests per second on the sessions page).
-        gc.collect()
-        gc.freeze()
-        yield
+        async with app.state.mcp.running(app):
+            gc.collect()
+            gc.freeze()
+            yield
         await app.state.limiter.counter.close()
         await app.state.engine.dispose()  # closes the readers too
 
@@ -96,6 +100,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     build_included_routes(app.router.routes)  # an app GET route that cannot be planned fails here
+    # /mcp: a plain ASGI route (not in the OpenAPI document), running from the lifespan above.
+    app.state.mcp = McpEndpoint(settings.mcp_hosts)
+    app.router.routes.append(Route(MCP_PATH, endpoint=app.state.mcp))
     _install_error_handlers(app)
     install_openapi(app)
     # Inside QueryAndHeaders, so a 413 carries the same security headers as every other response.

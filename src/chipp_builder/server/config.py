@@ -40,6 +40,16 @@ class Settings(BaseSettings):
         3600, ge=60, le=86400, description="Lifetime of the tokens POST /consumers/auth issues."
     )
     db_timeout_seconds: float = Field(5.0, description="Connect and statement timeout for the database.")
+    mcp_allowed_hosts: str = Field(
+        "127.0.0.1:*,localhost:*,[::1]:*",
+        description="Host headers the /mcp endpoint answers (DNS-rebinding protection): comma-separated "
+        "`host` or `host:port`, `host:*` for any port; `*` for any host.",
+    )
+
+    @property
+    def mcp_hosts(self) -> list[str]:
+        """CHIPP_MCP_ALLOWED_HOSTS as a list."""
+        return [part.strip() for part in self.mcp_allowed_hosts.split(",") if part.strip()]
 
     @field_validator("trusted_proxies")
     @classmethod
