@@ -145,9 +145,12 @@ def test_help_usage_and_flags_read_as_typed() -> None:
     assert result.exit_code == 2 and "No such command 'true'" in result.output
 
 
+REMOTE_COMMANDS = ("export", "mcp")  # clients of the API (a base URL, a key, an app), not of a database
+
+
 def test_local_commands_all_take_database_url() -> None:
     for path, command in _commands():
-        if path and path[0] != "export" and not getattr(command, "commands", None):  # export is remote
+        if path and path[0] not in REMOTE_COMMANDS and not getattr(command, "commands", None):
             assert "--database-url" in [p.opts[0] for p in command.params], path
 
 
@@ -164,6 +167,13 @@ def test_docs_cli_names_every_command_and_option() -> None:
         for param in command.params:
             if param.param_type_name == "option":
                 assert f"`{param.opts[0]}" in text, f"{param.opts[0]} of {path} is not in docs/cli.md"
+
+
+def test_remote_commands_take_the_apis_settings_not_a_database() -> None:
+    for path, command in _commands():
+        if path and path[0] in REMOTE_COMMANDS and not getattr(command, "commands", None):
+            options = [p.opts[0] for p in command.params]
+            assert {"--base-url", "--key", "--app"} <= set(options) and "--database-url" not in options, path
 
 
 def test_docs_configuration_names_every_setting() -> None:
