@@ -19,7 +19,10 @@ from mcp.client.streamable_http import streamable_http_client
 from typer.testing import CliRunner
 
 from chipp_builder.cli.main import app as cli
-from tests.contract.test_sdk_http import S1, Served, served  # noqa: F401 - the served process fixture
+from tests.contract import test_sdk_http
+from tests.contract.test_sdk_http import S1, Served
+
+served = test_sdk_http.served  # the served process (module-scoped), the SDK's HTTP tests' own
 
 SCRIPT = Path(sys.executable).parent / "chipp-builder"
 
@@ -43,7 +46,7 @@ def _rest(served: Served, path: str, params: dict[str, Any] | None = None) -> An
     return response.json()
 
 
-async def test_stdio_initializes_lists_the_tools_and_calls_one(served: Served) -> None:  # noqa: F811
+async def test_stdio_initializes_lists_the_tools_and_calls_one(served: Served) -> None:
     async with Client(_stdio(served), mode="legacy", read_timeout_seconds=30) as client:
         assert client.server_info is not None and client.server_info.name == "chipp-builder"
         tools = (await client.list_tools()).tools
@@ -57,7 +60,7 @@ async def test_stdio_initializes_lists_the_tools_and_calls_one(served: Served) -
     assert missing.is_error and missing.content[0].type == "text" and missing.content[0].text == "Consumer not found"
 
 
-def test_stdio_writes_nothing_but_protocol_to_standard_output(served: Served) -> None:  # noqa: F811
+def test_stdio_writes_nothing_but_protocol_to_standard_output(served: Served) -> None:
     requests = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
@@ -99,7 +102,7 @@ def test_mcp_without_settings_says_what_is_missing_on_standard_error() -> None:
     assert result.stderr == "Error: No app id: pass --app or set the CHIPP_APP_ID environment variable\n"
 
 
-async def test_the_served_process_answers_mcp_over_http(served: Served) -> None:  # noqa: F811
+async def test_the_served_process_answers_mcp_over_http(served: Served) -> None:
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {served.key}"}, timeout=30)
     async with http, Client(streamable_http_client(f"{served.base_url}/mcp", http_client=http)) as client:
         result = await client.call_tool("list_sessions", {"limit": 2})

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 import httpx
 from mcp.server.mcpserver import Context
@@ -15,22 +13,9 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 
 from chipp_builder.client import AsyncClient
+from chipp_builder.mcp_server.credentials import CREDENTIALS, IN_PROCESS_URL, Credentials
 from chipp_builder.mcp_server.stdio import NO_RATE_LIMIT_WAITS
 from chipp_builder.mcp_server.tools import ClientSource, ToolFailure, build_server
-
-# Where the host puts a request's credentials (the ASGI scope's state, which the request the SDK hands a tool
-# shares), once it has checked them.
-CREDENTIALS = "chipp_mcp_credentials"
-# The in-process API needs a URL to be addressed by; no request leaves the process.
-IN_PROCESS_URL = "http://chipp-builder.internal"
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """Whom a /mcp request acts for: its raw key and the app its tools read."""
-
-    api_key: str
-    app_id: UUID
 
 
 def credentials_of(ctx: Context[Any, Any]) -> Credentials | None:

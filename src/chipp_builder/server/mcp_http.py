@@ -6,19 +6,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import httpx
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from chipp_builder.errors import AuthenticationError, Forbidden, RateLimited, ServiceUnavailable
-from chipp_builder.mcp_server.http import CREDENTIALS, IN_PROCESS_URL, Credentials, session_manager
+from chipp_builder.mcp_server.credentials import CREDENTIALS, IN_PROCESS_URL, Credentials
 from chipp_builder.server.auth import lookup_key, presented_key
 from chipp_builder.server.deps import refuse_unauthenticated
 from chipp_builder.server.responses import error_response
+
+if TYPE_CHECKING:
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 PATH = "/mcp"
 # A tool call is a handful of API requests in-process; this bounds one that hangs on a stalled database.
@@ -35,6 +37,10 @@ class McpEndpoint:
     @asynccontextmanager
     async def running(self, host: Any) -> AsyncIterator[None]:
         """Run the MCP handler for as long as the host app runs (a mounted app's own lifespan never does)."""
+        # Imported here: the MCP SDK takes about 0.6 s to import, paid at start-up rather than by every
+        # process that imports the app (the CLI, each test run).
+        from chipp_builder.mcp_server.http import session_manager
+
         transport = httpx.ASGITransport(app=host)
         async with httpx.AsyncClient(transport=transport, base_url=IN_PROCESS_URL,
                                      timeout=TOOL_REQUEST_TIMEOUT) as http:
