@@ -16,7 +16,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult
 
 from chipp_builder.client import AsyncClient
-from chipp_builder.mcp_server.tools import build_server, fixed_client, offset_cursor
+from chipp_builder.mcp_server.support import offset_cursor
+from chipp_builder.mcp_server.tools import build_server, fixed_client
 from tests.factories import (
     TestApp,
     consumer_record,

@@ -12,7 +12,8 @@ import pytest
 from mcp import Client
 
 from chipp_builder.client import AsyncClient
-from chipp_builder.mcp_server.tools import ToolFailure, build_server, fixed_client, offset_cursor, offset_of
+from chipp_builder.mcp_server.support import ToolFailure, offset_cursor, offset_of
+from chipp_builder.mcp_server.tools import build_server, fixed_client
 
 APP = "123e4567-e89b-12d3-a456-426614174000"
 SESSION = "00000001-0000-4000-8000-000000000001"

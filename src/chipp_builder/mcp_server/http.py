@@ -15,7 +15,8 @@ from mcp.server.transport_security import TransportSecuritySettings
 from chipp_builder.client import AsyncClient
 from chipp_builder.mcp_server.credentials import CREDENTIALS, IN_PROCESS_URL, Credentials
 from chipp_builder.mcp_server.stdio import NO_RATE_LIMIT_WAITS
-from chipp_builder.mcp_server.tools import ClientSource, ToolFailure, build_server
+from chipp_builder.mcp_server.support import ToolFailure
+from chipp_builder.mcp_server.tools import ClientSource, build_server
 
 
 def credentials_of(ctx: Context[Any, Any]) -> Credentials | None:

@@ -4,28 +4,22 @@ carrying the API's own message."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import functools
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from typing import Annotated, Any, Literal, TypeAlias, TypeVar, cast
+from typing import Annotated, Any, Literal, TypeAlias
 from uuid import UUID
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from mcp_types import CallToolResult, ToolAnnotations
+from pydantic import Field
 
 from chipp_builder import __version__
 from chipp_builder.client import AsyncClient
-from chipp_builder.client._core import ListCall, encode_params
-from chipp_builder.errors import APIError, NotFound, TransportError
+from chipp_builder.client._core import ListCall
 from chipp_builder.mcp_server.models import (
     ConsumerDetail,
     ConsumersPage,
-    CutMessage,
     Event,
     EventsPage,
     FeedbackPage,
@@ -36,12 +30,24 @@ from chipp_builder.mcp_server.models import (
     TagsPage,
     Transcript,
 )
+from chipp_builder.mcp_server.support import (
+    ToolFn,
+    answering_failures,
+    api_errors,
+    cut,
+    cut_message,
+    given,
+    item_lines,
+    next_note,
+    next_offset,
+    offset_of,
+    query_params,
+    result,
+)
 from chipp_builder.schemas.analytics import GroupBy, TokenUsage, Usage
 from chipp_builder.schemas.common import CursorPagination, Role, Source, WireModel
 from chipp_builder.schemas.knowledge_sources import KnowledgeSourceStatus, KnowledgeSourceType
-from chipp_builder.schemas.sessions import Message, ToolResult
-
-log = logging.getLogger("chipp_builder.mcp")
+from chipp_builder.schemas.sessions import Message
 
 # What a tool is given to reach the API for one call: the stdio server's one client, or (over HTTP) a client
 # with the calling request's key.
@@ -55,11 +61,6 @@ event feed. Every tool is read-only. Lists take `limit` and `cursor`: pass a res
 with the same filters, for the next page. Timestamps are RFC 3339 (`2025-06-01T00:00:00Z`) or a date."""
 
 DEFAULT_CUT = 2000
-# Part-two endpoints (SPEC sections 11 and 13) a server may not have: its 404 for the route says so.
-PART_TWO = {
-    "/messages": "message search (GET /messages, SPEC section 13)",
-    "/events": "the event feed (GET /events, SPEC section 11)",
-}
 
 # --- inputs -------------------------------------------------------------------------------------------------
 
@@ -83,127 +84,6 @@ EventType = Literal[
     "knowledge_source.created", "knowledge_source.updated", "knowledge_source.deleted",
     "memory.created", "memory.updated", "memory.deleted",
 ]
-
-
-# --- shared steps ---------------------------------------------------------------------------------------------
-
-
-class ToolFailure(Exception):
-    """A tool's anticipated failure; its text is exactly what the agent reads (an API error's own message)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-ToolFn = TypeVar("ToolFn", bound=Callable[..., Awaitable[CallToolResult]])
-
-
-def answering_failures(fn: ToolFn) -> ToolFn:
-    """The tool, answering a ToolFailure with an error result of its text alone (a raised ToolError would
-    reach the agent as `Error executing tool NAME: ...`)."""
-
-    @functools.wraps(fn)
-    async def tool(*args: Any, **kwargs: Any) -> CallToolResult:
-        try:
-            return await fn(*args, **kwargs)
-        except ToolFailure as failure:
-            return CallToolResult(content=[TextContent(type="text", text=failure.message)], is_error=True)
-
-    return cast(ToolFn, tool)
-
-
-@contextmanager
-def api_errors(path: str = "") -> Iterator[None]:
-    """Turn an SDK error into a tool error: the API's own message (a 429's says when to retry); a 404 for a
-    Part-two route says the server lacks that feature."""
-    try:
-        yield
-    except NotFound as error:
-        if path in PART_TWO:
-            raise ToolFailure(f"This server lacks {PART_TWO[path]}, a Part-two feature of the Builder API; "
-                            "the other tools work.") from error
-        raise ToolFailure(error.message) from error
-    except APIError as error:
-        raise ToolFailure(error.message) from error
-    except TransportError as error:
-        raise ToolFailure(f"Cannot reach the Builder API: {error.message}") from error
-
-
-def offset_of(cursor: str | None) -> int:
-    """The offset an offset-list tool's cursor stands for (the API's offset lists have no cursor of their own)."""
-    if cursor is None:
-        return 0
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        offset = value["offset"]
-    except (ValueError, KeyError, TypeError, UnicodeEncodeError, binascii.Error):
-        raise ToolFailure("Invalid cursor: pass a `next_cursor` this tool returned") from None
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise ToolFailure("Invalid cursor: pass a `next_cursor` this tool returned")
-    return offset
-
-
-def offset_cursor(offset: int) -> str:
-    """The opaque cursor of an offset-list tool's next page."""
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode().rstrip("=")
-
-
-def _next_offset(offset: int, returned: int, total: int) -> str | None:
-    return offset_cursor(offset + returned) if returned and offset + returned < total else None
-
-
-def cut(text: str, limit: int) -> tuple[str, bool]:
-    """Text cut to `limit` characters (code points), and whether it was cut."""
-    if len(text) <= limit:
-        return text, False
-    return text[:limit], True
-
-
-def cut_message(message: Message, limit: int, model: type[CutMessage] = CutMessage,
-                **extra: Any) -> CutMessage:
-    """A message with its content and tool results cut to `limit` characters, flagged."""
-    fields = message.model_dump()
-    content, content_cut = cut(message.content, limit)
-    results_cut = False
-    if message.tool_results is not None:
-        results = []
-        for item in message.tool_results:
-            text, was_cut = cut(item.result, limit)
-            results_cut = results_cut or was_cut
-            results.append(ToolResult(tool_name=item.tool_name, result=text))
-        fields["tool_results"] = results
-    fields.update(content=content, content_truncated=content_cut, content_length=len(message.content),
-                  tool_results_truncated=results_cut, **extra)
-    return model.model_validate(fields)
-
-
-def result(summary: str, value: BaseModel) -> CallToolResult:
-    """A tool's answer: the structured value, and the short text a model reads first."""
-    return CallToolResult(content=[TextContent(type="text", text=summary)],
-                          structured_content=value.model_dump(mode="json"))
-
-
-def _more(next_cursor: str | None) -> str:
-    return f"; more with cursor={next_cursor}" if next_cursor else ""
-
-
-def _lines(items: list[str], shown: int = 10) -> str:
-    head = [f"- {item}" for item in items[:shown]]
-    if len(items) > shown:
-        head.append(f"- … and {len(items) - shown} more in the structured result")
-    return "\n".join(["", *head]) if head else ""
-
-
-def given(**filters: Any) -> Any:
-    """The SDK filters a tool was given (None: not given); typed Any because the SDK's filter dicts have no
-    None values, which encode_params would drop anyway."""
-    return {name: value for name, value in filters.items() if value is not None}
-
-
-def _params(where: str, filters: Mapping[str, object]) -> dict[str, str]:
-    return encode_params(where, filters, frozenset(filters))
 
 
 class _SearchEnvelope(WireModel):
@@ -266,7 +146,7 @@ def build_server(clients: ClientSource, *, name: str = "chipp-builder") -> MCPSe
         value = SessionsPage(sessions=page.data, has_more=pagination.has_more, next_cursor=pagination.next_cursor)
         lines = [f"{s.started_at:%Y-%m-%d %H:%M} {s.source.value} {s.title or '(untitled)'} "
                  f"({s.message_count} messages) id={s.id}" for s in page.data]
-        return result(f"{len(page.data)} sessions{_more(pagination.next_cursor)}" + _lines(lines), value)
+        return result(f"{len(page.data)} sessions{next_note(pagination.next_cursor)}" + item_lines(lines), value)
 
     @tool(annotations=READ_ONLY)
     async def get_transcript(
@@ -291,7 +171,7 @@ def build_server(clients: ClientSource, *, name: str = "chipp-builder") -> MCPSe
         was_cut = sum(m.content_truncated or m.tool_results_truncated for m in messages)
         note = f", {was_cut} cut to {max_content_chars} characters" if was_cut else ""
         return result(f"Session {session.title or '(untitled)'} ({session.id}): {len(messages)} of "
-                      f"{session.message_count} messages{note}{_more(pagination.next_cursor)}", value)
+                      f"{session.message_count} messages{note}{next_note(pagination.next_cursor)}", value)
 
     @tool(annotations=READ_ONLY)
     async def search_messages(
@@ -313,14 +193,14 @@ def build_server(clients: ClientSource, *, name: str = "chipp-builder") -> MCPSe
     ) -> Annotated[CallToolResult, SearchPage]:
         """Messages across every session, newest first, found by words (`q`) and filters, with a snippet
         around the match; needs a server with message search (SPEC section 13)."""
-        params = _params("search_messages", {
+        query = query_params("search_messages", {
             "q": q, "session_id": session_id, "consumer_id": consumer_id, "role": role, "source": source,
             "model": model, "tag_id": tag_id, "rating": rating, "created_after": created_after,
             "created_before": created_before, "limit": limit, "cursor": cursor, "include": "tool_details",
         })
         async with clients(ctx) as client:
             with api_errors("/messages"):
-                envelope = await client.send(ListCall("GET", "/messages", _SearchEnvelope, params, kind="cursor"))
+                envelope = await client.send(ListCall("GET", "/messages", _SearchEnvelope, query, kind="cursor"))
         hits = []
         for item in envelope.data:
             snippet = item.get("snippet")
@@ -330,7 +210,7 @@ def build_server(clients: ClientSource, *, name: str = "chipp-builder") -> MCPSe
         value = SearchPage(messages=hits, has_more=pagination.has_more, next_cursor=pagination.next_cursor)
         lines = [f"{m.created_at:%Y-%m-%d %H:%M} {m.role.value} in session {m.session_id}: "
                  f"{cut(m.content, 80)[0]!r} id={m.id}" for m in hits]
-        return result(f"{len(hits)} messages{_more(pagination.next_cursor)}" + _lines(lines), value)
+        return result(f"{len(hits)} messages{next_note(pagination.next_cursor)}" + item_lines(lines), value)
 
     @tool(annotations=READ_ONLY)
     async def list_feedback(
@@ -350,11 +230,11 @@ def build_server(clients: ClientSource, *, name: str = "chipp-builder") -> MCPSe
                     limit=limit, offset=offset, rating=rating, session_id=session_id,
                     created_after=created_after, created_before=created_before))
         total = page.pagination.total
-        next_cursor = _next_offset(offset, len(page.data), total)
+        next_cursor = next_offset(offset, len(page.data), total)
         value = FeedbackPage(feedback=page.data, total=total, has_more=next_cursor is not None,
                              next_cursor=next_cursor)
         lines = [f"{f.rating:+d} on message {f.message_id}: {f.message_preview!r}" for f in page.data]
-        return result(f"{len(page.data)} of {total} ratings{_more(next_cursor)}" + _lines(lines), value)
+        return result(f"{len(page.data)} of {total} ratings{next_note(next_cursor)}" + item_lines(lines), value)
 
     @tool(annotations=READ_ONLY)
     async def list_consumers(
@@ -376,11 +256,11 @@ def build_server(clients: ClientSource, *, name: str = "chipp-builder") -> MCPSe
                     limit=limit, offset=offset, search=search, has_email=has_email,
                     created_after=created_after, created_before=created_before))
         total = page.pagination.total
-        next_cursor = _next_offset(offset, len(page.data), total)
+        next_cursor = next_offset(offset, len(page.data), total)
         value = ConsumersPage(consumers=page.data, total=total, has_more=next_cursor is not None,
                               next_cursor=next_cursor)
         lines = [f"{c.name or c.email or c.identifier} id={c.id}" for c in page.data]
-        return result(f"{len(page.data)} of {total} consumers{_more(next_cursor)}" + _lines(lines), value)
+        return result(f"{len(page.data)} of {total} consumers{next_note(next_cursor)}" + item_lines(lines), value)
 
     @tool(annotations=READ_ONLY)
     async def get_consumer(
@@ -396,7 +276,7 @@ def build_server(clients: ClientSource, *, name: str = "chipp-builder") -> MCPSe
         value = ConsumerDetail(consumer=consumer, memories=memories.data, memories_total=memories.pagination.total)
         who = consumer.name or consumer.email or consumer.identifier
         return result(f"Consumer {who} ({consumer.id}), {memories.pagination.total} memories"
-                      + _lines([f"{m.memory_type.value}: {m.content}" for m in memories.data]), value)
+                      + item_lines([f"{m.memory_type.value}: {m.content}" for m in memories.data]), value)
 
     @tool(annotations=READ_ONLY)
     async def get_usage(
@@ -430,7 +310,7 @@ def build_server(clients: ClientSource, *, name: str = "chipp-builder") -> MCPSe
         lines = [f"{m.model or '(no model)'}: {m.total_tokens} tokens in {m.message_count} messages"
                  for m in usage.by_model]
         return result(f"{usage.summary.total_tokens} tokens in {usage.summary.message_count} messages"
-                      + _lines(lines), usage)
+                      + item_lines(lines), usage)
 
     @tool(annotations=READ_ONLY)
     async def list_tags(
@@ -444,10 +324,10 @@ def build_server(clients: ClientSource, *, name: str = "chipp-builder") -> MCPSe
             with api_errors():
                 every = (await client.tags.list()).data  # one unpaginated list in the API
         tags = every[offset:offset + limit]
-        next_cursor = _next_offset(offset, len(tags), len(every))
+        next_cursor = next_offset(offset, len(tags), len(every))
         value = TagsPage(tags=tags, total=len(every), has_more=next_cursor is not None, next_cursor=next_cursor)
         lines = [f"{t.name} ({t.usage_count} uses) id={t.id}" for t in tags]
-        return result(f"{len(tags)} of {len(every)} tags{_more(next_cursor)}" + _lines(lines), value)
+        return result(f"{len(tags)} of {len(every)} tags{next_note(next_cursor)}" + item_lines(lines), value)
 
     @tool(annotations=READ_ONLY)
     async def list_knowledge_sources(
@@ -464,11 +344,12 @@ def build_server(clients: ClientSource, *, name: str = "chipp-builder") -> MCPSe
                 page = await client.knowledge_sources.list(**given(limit=limit, offset=offset, status=status,
                                                                    type=type))
         total = page.pagination.total
-        next_cursor = _next_offset(offset, len(page.data), total)
+        next_cursor = next_offset(offset, len(page.data), total)
         value = KnowledgeSourcesPage(knowledge_sources=page.data, total=total, has_more=next_cursor is not None,
                                      next_cursor=next_cursor)
         lines = [f"{k.name} ({k.type.value}, {k.status.value}) id={k.id}" for k in page.data]
-        return result(f"{len(page.data)} of {total} knowledge sources{_more(next_cursor)}" + _lines(lines), value)
+        return result(f"{len(page.data)} of {total} knowledge sources{next_note(next_cursor)}"
+                      + item_lines(lines), value)
 
     @tool(annotations=READ_ONLY)
     async def list_events(
@@ -480,15 +361,15 @@ def build_server(clients: ClientSource, *, name: str = "chipp-builder") -> MCPSe
     ) -> Annotated[CallToolResult, EventsPage]:
         """What changed in the app, oldest first (created, updated, deleted objects; no content): follow up
         with the other tools; needs a server with the event feed (SPEC section 11)."""
-        params = _params("list_events", {"after": cursor, "limit": limit, "types": types})
+        query = query_params("list_events", {"after": cursor, "limit": limit, "types": types})
         async with clients(ctx) as client:
             with api_errors("/events"):
-                envelope = await client.send(ListCall("GET", "/events", _EventsEnvelope, params, kind="cursor"))
+                envelope = await client.send(ListCall("GET", "/events", _EventsEnvelope, query, kind="cursor"))
         pagination = envelope.pagination
         position = pagination.next_cursor or cursor or ""
         value = EventsPage(events=envelope.data, has_more=pagination.has_more, next_cursor=position)
         lines = [f"{e.occurred_at:%Y-%m-%d %H:%M:%S} {e.type} {e.object_id}" for e in envelope.data]
-        return result(f"{len(envelope.data)} events; continue with cursor={position}" + _lines(lines), value)
+        return result(f"{len(envelope.data)} events; continue with cursor={position}" + item_lines(lines), value)
 
     return server
 
