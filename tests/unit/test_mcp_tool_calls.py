@@ -106,3 +106,13 @@ def test_offset_cursors_round_trip_and_refuse_anything_else() -> None:
     for bad in ("", "x", offset_cursor(-1), "eyJvZmZzZXQiOiAiMSJ9", json.dumps({"offset": 1}), "e30"):
         with pytest.raises(ToolFailure, match="Invalid cursor"):
             offset_of(bad)
+
+
+def test_the_sync_client_sends_a_described_call_too() -> None:
+    from chipp_builder.client import Client
+    from chipp_builder.client._core import ListCall
+    from chipp_builder.mcp_server.tools import _EventsEnvelope
+
+    with Client("http://api.test", "chipp_test", APP, transport=httpx.MockTransport(_answer)) as client:
+        page = client.send(ListCall("GET", "/events", _EventsEnvelope, {"limit": "1"}, kind="cursor"))
+    assert page.pagination.next_cursor == "feed-position-2" and page.data[0].id == "e1"
