@@ -104,6 +104,7 @@ def test_every_documented_command_exists() -> None:
         ("apps", "list"), ("keys",), ("keys", "create"), ("keys", "list"), ("keys", "revoke"),
         ("export",), *(("export", name) for name in ("sessions", "messages", "consumers", "feedback", "memories",
                                                     "knowledge-sources", "tags", "all")),
+        ("mcp",),
     }
     assert {tuple(path) for path in COMMAND_PATHS} == expected
 

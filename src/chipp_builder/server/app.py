@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     build_included_routes(app.router.routes)  # an app GET route that cannot be planned fails here
     # /mcp: a plain ASGI route (not in the OpenAPI document), running from the lifespan above.
     app.state.mcp = McpEndpoint(settings.mcp_hosts)
-    app.router.routes.append(Route(MCP_PATH, endpoint=app.state.mcp))
+    app.router.routes.append(Route(MCP_PATH, endpoint=app.state.mcp, include_in_schema=False))
     _install_error_handlers(app)
     install_openapi(app)
     # Inside QueryAndHeaders, so a 413 carries the same security headers as every other response.
