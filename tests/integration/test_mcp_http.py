@@ -22,6 +22,7 @@ from chipp_builder.server.app import create_app
 from chipp_builder.server.auth import generate_key
 from chipp_builder.server.config import Settings
 from chipp_builder.server.resources.apps import queries as apps
+from chipp_builder.server.resources.tags import queries as tag_queries
 from tests.factories import assert_error, make_app, message_record, session_record, uid
 
 S1 = uid(1, 1)
@@ -174,3 +175,15 @@ async def test_mcp_before_the_lifespan_is_a_503_and_stays_out_of_the_api_documen
         assert_error(response, 503, "service_unavailable", "The MCP endpoint is not running")
         assert_error(await http.get("/mcp/", headers=owner.headers), 404, "not_found")
     assert not any(path.startswith("/mcp") for path in server.openapi()["paths"])
+
+
+async def test_a_fault_inside_the_api_is_its_500_as_a_tool_error(database_url: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*_: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(tag_queries, "list_tags", broken)
+    async with running(database_url) as app:
+        owner = await make_app(app)
+        assert error_text(await call(app, owner.key, "list_tags")) == "Internal server error"
+        assert not (await call(app, owner.key, "list_sessions")).is_error  # and the endpoint goes on

@@ -12,9 +12,10 @@ from chipp_builder.cli.support import friendly_errors
 def mcp_command(base_url: BaseUrlOption = None, key: KeyOption = None, app: AppOption = None) -> None:
     """Serve the app's chats to an AI agent over MCP on stdin/stdout (read-only tools; see docs/mcp.md)."""
     with friendly_errors():
-        # The check comes first, so a missing setting is one line on standard error, not a broken session.
+        # Checked first, so a missing setting is one line on standard error before any protocol starts.
         from chipp_builder.client._config import resolve_config
 
         config = resolve_config(base_url, key, app, names=CLI_NAMES)
         from chipp_builder.mcp_server.stdio import serve_stdio
-    anyio.run(serve_stdio, config)
+
+        anyio.run(serve_stdio, config)

@@ -41,7 +41,8 @@ class McpEndpoint:
         # process that imports the app (the CLI, each test run).
         from chipp_builder.mcp_server.http import session_manager
 
-        transport = httpx.ASGITransport(app=host)
+        # A fault inside the API comes back as its 500 envelope (a tool error), not as a raised exception.
+        transport = httpx.ASGITransport(app=host, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url=IN_PROCESS_URL,
                                      timeout=TOOL_REQUEST_TIMEOUT) as http:
             manager = session_manager(http, self.allowed_hosts)
