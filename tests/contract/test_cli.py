@@ -438,6 +438,7 @@ def test_demo_prints_app_key_and_curl_and_the_key_works(cli: Cli, db_url: str) -
     assert re.search(r"^Server URL: http://127\.0\.0\.1:8123  \(for --base-url, CHIPP_BASE_URL", out, re.MULTILINE)
     assert re.search(f"^App URL: +{re.escape(base)}  \\(for curl", out, re.MULTILINE), out
     assert f'curl -H "Authorization: Bearer {raw_key}" {base}/sessions' in out
+    assert re.search(r"^MCP URL: +http://127\.0\.0\.1:8123/mcp  \(for AI agents", out, re.MULTILINE), out
     # SQLite keeps UUIDs as 32 hex digits.
     assert query(db_url, "SELECT count(*) FROM session WHERE app_id = ?", UUID(app_id).hex) == [(20,)]
     digest = hashlib.sha256(raw_key.encode()).digest()
