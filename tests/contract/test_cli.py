@@ -105,6 +105,7 @@ def test_every_documented_command_exists() -> None:
         ("export",), *(("export", name) for name in ("sessions", "messages", "consumers", "feedback", "memories",
                                                     "knowledge-sources", "tags", "all")),
         ("sessions",), ("sessions", "delete"), ("consumers",), ("consumers", "erase"),
+        ("mcp",),
     }
     assert {tuple(path) for path in COMMAND_PATHS} == expected
 
@@ -146,9 +147,12 @@ def test_help_usage_and_flags_read_as_typed() -> None:
     assert result.exit_code == 2 and "No such command 'true'" in result.output
 
 
+REMOTE_COMMANDS = ("export", "mcp")  # clients of the API (a base URL, a key, an app), not of a database
+
+
 def test_local_commands_all_take_database_url() -> None:
     for path, command in _commands():
-        if path and path[0] != "export" and not getattr(command, "commands", None):  # export is remote
+        if path and path[0] not in REMOTE_COMMANDS and not getattr(command, "commands", None):
             assert "--database-url" in [p.opts[0] for p in command.params], path
 
 
@@ -165,6 +169,13 @@ def test_docs_cli_names_every_command_and_option() -> None:
         for param in command.params:
             if param.param_type_name == "option":
                 assert f"`{param.opts[0]}" in text, f"{param.opts[0]} of {path} is not in docs/cli.md"
+
+
+def test_remote_commands_take_the_apis_settings_not_a_database() -> None:
+    for path, command in _commands():
+        if path and path[0] in REMOTE_COMMANDS and not getattr(command, "commands", None):
+            options = [p.opts[0] for p in command.params]
+            assert {"--base-url", "--key", "--app"} <= set(options) and "--database-url" not in options, path
 
 
 def test_docs_configuration_names_every_setting() -> None:
@@ -428,6 +439,7 @@ def test_demo_prints_app_key_and_curl_and_the_key_works(cli: Cli, db_url: str) -
     assert re.search(r"^Server URL: http://127\.0\.0\.1:8123  \(for --base-url, CHIPP_BASE_URL", out, re.MULTILINE)
     assert re.search(f"^App URL: +{re.escape(base)}  \\(for curl", out, re.MULTILINE), out
     assert f'curl -H "Authorization: Bearer {raw_key}" {base}/sessions' in out
+    assert re.search(r"^MCP URL: +http://127\.0\.0\.1:8123/mcp  \(for AI agents", out, re.MULTILINE), out
     # SQLite keeps UUIDs as 32 hex digits.
     assert query(db_url, "SELECT count(*) FROM session WHERE app_id = ?", UUID(app_id).hex) == [(20,)]
     digest = hashlib.sha256(raw_key.encode()).digest()

@@ -45,6 +45,25 @@ RESOURCES = ["sessions", "messages", "consumers", "feedback", "memories", "knowl
 FORMATS = ["csv", "jsonl", "parquet"]
 
 
+class TestClientTransport(httpx.BaseTransport):
+    """The SDK's httpx requests through Starlette's TestClient, in-process. Not its own transport: the
+    TestClient speaks httpx2 when that is installed (the MCP SDK brings it), whose responses httpx cannot read."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, test_client: TestClient) -> None:
+        self.test_client = test_client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = self.test_client.request(
+            request.method, str(request.url), content=request.read(), follow_redirects=False,
+            headers=[(name.decode(), value.decode()) for name, value in request.headers.raw],
+        )
+        # The body arrives decoded: its encoding header would have httpx decode it a second time.
+        headers = [(k, v) for k, v in answer.headers.multi_items() if k.lower() != "content-encoding"]
+        return httpx.Response(answer.status_code, headers=headers, content=answer.content, request=request)
+
+
 @dataclass
 class Served:
     """An app with data behind an in-process server; `client()` is an SDK client for it."""
@@ -55,7 +74,7 @@ class Served:
     database_url: str
 
     def transport(self) -> httpx.BaseTransport:
-        return self.test_client._transport  # noqa: SLF001 - the ASGI bridge, to wrap in tests
+        return TestClientTransport(self.test_client)
 
     def client(self, transport: httpx.BaseTransport | None = None) -> Client:
         return Client("http://testserver", self.key, self.app_id, transport=transport or self.transport(),

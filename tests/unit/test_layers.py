@@ -17,10 +17,14 @@ SOURCE = Path(__file__).resolve().parents[2] / "src"
 # Lowest first; a module may import its own layer and any layer before it in a stack it belongs to. The server
 # stack: the shared wire (errors, schemas), then the framework adapter (compat.py), then storage, then the
 # write seam (writes/), then request machinery, then the resources (routes, queries), then the bulk writers
-# (import, demo), then the wiring, then the command line. The SDK stack shares only the wire with the server:
-# the client never imports server code (docs/sdk.md).
-SERVER_STACK = ("base", "wire", "compat", "config", "db", "writes", "support", "resources", "ingest", "app", "cli")
+# (import, demo), then the MCP mount, then the wiring, then the command line. The SDK stack shares only the wire
+# with the server: the client never imports server code (docs/sdk.md).
+SERVER_STACK = ("base", "wire", "compat", "config", "db", "writes", "support", "resources", "ingest", "mcp_mount",
+                "app", "cli")
 CLIENT_STACK = ("base", "wire", "client", "export", "cli")
+# The MCP server is a client of the API (DESIGN.md, Part two): it stands on the SDK, never on the server; only
+# its mount at /mcp (server/mcp_http.py) joins the two, and only the wiring (app.py) imports that.
+MCP_STACK = ("base", "wire", "client", "mcp_server", "mcp_mount", "cli")
 
 # Module prefix -> layer; the longest matching prefix wins.
 LAYER_OF_PREFIX = {
@@ -37,7 +41,9 @@ LAYER_OF_PREFIX = {
     "chipp_builder.server.resources": "resources",
     "chipp_builder.server.ingest": "ingest",
     "chipp_builder.server.app": "app",
+    "chipp_builder.server.mcp_http": "mcp_mount",
     "chipp_builder.client": "client",
+    "chipp_builder.mcp_server": "mcp_server",
     "chipp_builder.export": "export",
     "chipp_builder.cli": "cli",
 }
@@ -45,7 +51,7 @@ LAYER_OF_PREFIX = {
 
 def _may_import() -> dict[str, set[str]]:
     allowed: dict[str, set[str]] = {}
-    for stack in (SERVER_STACK, CLIENT_STACK):
+    for stack in (SERVER_STACK, CLIENT_STACK, MCP_STACK):
         for rank, layer in enumerate(stack):
             allowed.setdefault(layer, set()).update(stack[: rank + 1])
     return allowed
@@ -144,6 +150,12 @@ def test_the_walk_sees_the_whole_package() -> None:
         ("chipp_builder.export.runner", "chipp_builder.client", True),
         ("chipp_builder.cli.local", "chipp_builder.server.ingest.demo", True),
         ("chipp_builder.schemas.common", "chipp_builder.server.params", False),
+        ("chipp_builder.mcp_server.tools", "chipp_builder.client", True),
+        ("chipp_builder.mcp_server.tools", "chipp_builder.server.auth", False),
+        ("chipp_builder.mcp_server.tools", "chipp_builder.export.runner", False),
+        ("chipp_builder.server.mcp_http", "chipp_builder.mcp_server.http", True),
+        ("chipp_builder.server.app", "chipp_builder.server.mcp_http", True),
+        ("chipp_builder.server.resources.sessions.routes", "chipp_builder.mcp_server.tools", False),
     ],
 )
 def test_the_layer_rule(module: str, imported: str, allowed: bool) -> None:

@@ -65,7 +65,8 @@ def start_server(database_url: str, host: str, port: int, workers: int = 1, acce
         from chipp_builder.server.app import create_app  # noqa: F401
 
     os.environ["CHIPP_DATABASE_URL"] = database_url
-    typer.echo(f"Serving the Builder API on {base_url(host, port)}: /api/v1/apps/APP_ID/… (Ctrl+C stops it)")
+    typer.echo(f"Serving the Builder API on {base_url(host, port)}: /api/v1/apps/APP_ID/…, and MCP for AI agents "
+               "at /mcp (Ctrl+C stops it)")
     uvicorn.run(
         APP_FACTORY,
         factory=True,
@@ -232,6 +233,7 @@ def demo(
     typer.echo(f"API key:    {key['rawKey']}  (read access to everything; shown only now)")
     typer.echo(f"Server URL: {server_url}  (for --base-url, CHIPP_BASE_URL and Client(base_url=))")
     typer.echo(f"App URL:    {app_url}  (for curl; --base-url takes it too)")
+    typer.echo(f"MCP URL:    {server_url}/mcp  (for AI agents, with the key; docs/mcp.md)")
     typer.echo("Try:")
     typer.echo(f'  curl -H "Authorization: Bearer {key["rawKey"]}" {app_url}/sessions')
     if and_serve:

@@ -13,7 +13,7 @@ from typing_extensions import Unpack
 
 from chipp_builder.client import _endpoints as ep
 from chipp_builder.client._config import ClientConfig, resolve_config
-from chipp_builder.client._core import ListCall
+from chipp_builder.client._core import Call, E, ListCall
 from chipp_builder.client._requesters import AsyncRequester
 from chipp_builder.client._retry import RetryPolicy
 from chipp_builder.client._sync import DEFAULT_TIMEOUT, _policy
@@ -202,6 +202,7 @@ class AsyncClient:
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout, transport=transport)
         requester = AsyncRequester(self._http, self.config, self.retry, sleep, dict(headers or {}))
+        self._requester = requester
         self.sessions = AsyncSessionsAPI(requester)
         self.consumers = AsyncConsumersAPI(requester)
         self.feedback = AsyncFeedbackAPI(requester)
@@ -210,6 +211,11 @@ class AsyncClient:
         self.memories = AsyncMemoriesAPI(requester)
         self.analytics = AsyncAnalyticsAPI(requester)
         self.conversations = AsyncConversationsAPI(requester)
+
+    async def send(self, call: Call[E]) -> E:
+        """Send one described request (a `Call` of client._core, the path every method above takes), with the
+        same retries and errors: for an endpoint this SDK has no method for yet."""
+        return await self._requester.send(call)
 
     async def aclose(self) -> None:
         """Close the connection pool (not a caller-supplied http_client, which the caller closes)."""

@@ -14,7 +14,7 @@ from typing_extensions import Unpack
 
 from chipp_builder.client import _endpoints as ep
 from chipp_builder.client._config import ClientConfig, resolve_config
-from chipp_builder.client._core import ListCall
+from chipp_builder.client._core import Call, E, ListCall
 from chipp_builder.client._requesters import SyncRequester
 from chipp_builder.client._retry import RetryPolicy
 from chipp_builder.client.models import (
@@ -202,6 +202,7 @@ class Client:
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout, transport=transport)
         requester = SyncRequester(self._http, self.config, self.retry, sleep, dict(headers or {}))
+        self._requester = requester
         self.sessions = SessionsAPI(requester)
         self.consumers = ConsumersAPI(requester)
         self.feedback = FeedbackAPI(requester)
@@ -210,6 +211,11 @@ class Client:
         self.memories = MemoriesAPI(requester)
         self.analytics = AnalyticsAPI(requester)
         self.conversations = ConversationsAPI(requester)
+
+    def send(self, call: Call[E]) -> E:
+        """Send one described request (a `Call` of client._core, the path every method above takes), with the
+        same retries and errors: for an endpoint this SDK has no method for yet."""
+        return self._requester.send(call)
 
     def close(self) -> None:
         """Close the connection pool (not a caller-supplied http_client, which the caller closes)."""

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from chipp_builder import __version__
 from chipp_builder.errors import (
@@ -33,6 +34,8 @@ from chipp_builder.server.compat import build_included_routes
 from chipp_builder.server.config import Settings
 from chipp_builder.server.db.engine import DRIVER_ERRORS, is_disk_full, is_unavailable, make_engine
 from chipp_builder.server.db.fastread import make_reader
+from chipp_builder.server.mcp_http import PATH as MCP_PATH
+from chipp_builder.server.mcp_http import McpEndpoint
 from chipp_builder.server.middleware import BodySizeLimit, QueryAndHeaders
 from chipp_builder.server.openapi import install_openapi, operation_id
 from chipp_builder.server.params import message_for
@@ -66,11 +69,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Everything alive now (modules, routes, compiled statements) lives as long as the process: freezing it
         # keeps the collector's full passes from walking it again and again under load (measured: about 10 %
         # more requests per second on the sessions page).
-        gc.collect()
-        gc.freeze()
-        pruner = asyncio.create_task(_prune_forever(app.state.engine, settings.event_retention))
-        yield
-        pruner.cancel()
+        async with app.state.mcp.running(app):
+            gc.collect()
+            gc.freeze()
+            pruner = asyncio.create_task(_prune_forever(app.state.engine, settings.event_retention))
+            yield
+            pruner.cancel()
         await app.state.limiter.counter.close()
         await app.state.engine.dispose()  # closes the readers too
 
@@ -102,6 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     build_included_routes(app.router.routes)  # an app GET route that cannot be planned fails here
+    # /mcp: a plain ASGI route (not in the OpenAPI document), running from the lifespan above.
+    app.state.mcp = McpEndpoint(settings.mcp_hosts)
+    app.router.routes.append(Route(MCP_PATH, endpoint=app.state.mcp, include_in_schema=False))
     _install_error_handlers(app)
     install_openapi(app)
     # Inside QueryAndHeaders, so a 413 carries the same security headers as every other response.

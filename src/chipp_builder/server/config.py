@@ -48,6 +48,16 @@ class Settings(BaseSettings):
         "cursor is a 410 cursor_expired.",
     )
     db_timeout_seconds: float = Field(5.0, description="Connect and statement timeout for the database.")
+    mcp_allowed_hosts: str = Field(
+        "127.0.0.1:*,localhost:*,[::1]:*",
+        description="Host headers the /mcp endpoint answers (DNS-rebinding protection): comma-separated "
+        "`host` or `host:port`, `host:*` for any port; `*` for any host.",
+    )
+
+    @property
+    def mcp_hosts(self) -> list[str]:
+        """CHIPP_MCP_ALLOWED_HOSTS as a list."""
+        return [part.strip() for part in self.mcp_allowed_hosts.split(",") if part.strip()]
 
     @field_validator("event_retention", mode="before")
     @classmethod

@@ -70,7 +70,7 @@ def _reject_repeated_parameters(request: Request) -> None:
             raise InvalidRequest(f"{name} must be given at most once; {message_for(name, request.scope['path'])}")
 
 
-async def _refuse_unauthenticated(request: Request, error: AuthenticationError) -> RateLimited | AuthenticationError:
+async def refuse_unauthenticated(request: Request, error: AuthenticationError) -> RateLimited | AuthenticationError:
     """Count a failed authentication against the caller's address, so the key space cannot be scanned quickly."""
     decision = await request.app.state.limiter.check("addr:" + client_address(request))
     if not decision.allowed:
@@ -83,7 +83,7 @@ async def raw_key(request: Request) -> str:
     try:
         return presented_key(request.headers.get("authorization"))
     except AuthenticationError as error:
-        raise await _refuse_unauthenticated(request, error) from None
+        raise await refuse_unauthenticated(request, error) from None
 
 
 RawKey = Annotated[str, Depends(raw_key)]
@@ -95,7 +95,7 @@ async def _identify(
     try:
         identity = await lookup_key(reader, key)
     except AuthenticationError as error:
-        raise await _refuse_unauthenticated(request, error) from None
+        raise await refuse_unauthenticated(request, error) from None
     decision = await request.app.state.limiter.check("key:" + str(identity.key_id))
     if not decision.allowed:
         raise RateLimited("Rate limit exceeded", retry_after=decision.retry_after)
