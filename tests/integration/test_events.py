@@ -155,13 +155,19 @@ async def test_a_cursor_older_than_the_kept_events_is_a_410(server: Any, api: An
     start = (await get(api, app, "/events/latest")).json()["data"]["cursor"]
     await log(api, app)
     middle = (await get(api, app, "/events/latest")).json()["data"]["cursor"]
-    assert await prune_events(server.state.engine, timedelta(seconds=0)) == 2
+    # Everything is older than a zero retention, but the app's newest event stays: its position is the end.
+    assert await prune_events(server.state.engine, timedelta(seconds=0)) == 1
     await log(api, app)
     assert_error(await get(api, app, "/events", params={"after": start}), 410, "cursor_expired",
                  "Cursor is older than the kept events; list again and continue from GET /events/latest")
     kept = await feed(api, app, after=middle)
     assert [e["type"] for e in kept["data"]] == ["session.created", "message.created"]
-    assert [e["type"] for e in (await feed(api, app))["data"]] == ["session.created", "message.created"]
+    # Without `after`: from the oldest kept event.
+    assert [e["type"] for e in (await feed(api, app))["data"]] == [
+        "message.created", "session.created", "message.created"]
+    assert await prune_events(server.state.engine, timedelta(seconds=0)) == 2
+    assert (await get(api, app, "/events/latest")).json()["data"]["cursor"] == kept["pagination"]["next_cursor"]
+    assert_error(await get(api, app, "/events", params={"after": middle}), 410, "cursor_expired")
 
 
 async def test_a_reader_never_passes_an_open_transactions_event(server: Any, api: Any) -> None:

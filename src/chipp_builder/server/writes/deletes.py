@@ -31,7 +31,7 @@ from chipp_builder.server.db.tables import (
     tag,
 )
 from chipp_builder.server.writes.dependents import messages_changed
-from chipp_builder.server.writes.events import DELETED, UPDATED, Change, record
+from chipp_builder.server.writes.events import DELETED, UPDATED, Change, head_of, record
 
 _CHUNK = 500  # ids per IN list
 
@@ -134,7 +134,8 @@ async def delete_session(db: AsyncConnection, app_id: UUID, session_id: UUID) ->
     await add_counts(db, app_id, feedback=-removed.feedback)
     await _refresh_consumer(db, app_id, locked.consumer_id)
     await recompute_activity(db, app_id, days)
-    removed.head = await record(db, app_id, feed)
+    if await record(db, app_id, feed):
+        removed.head = await head_of(db, app_id)
     return removed
 
 
@@ -174,7 +175,8 @@ async def erase_consumer(db: AsyncConnection, app_id: UUID, consumer_id: UUID) -
                      **{ACTIVE_CONSUMERS: active})
     await recompute_activity(db, app_id, days)
     await _drop_idempotency_records(db, app_id, [consumer_id, *session_ids])
-    removed.head = await record(db, app_id, feed)
+    if await record(db, app_id, feed):
+        removed.head = await head_of(db, app_id)
     return removed
 
 

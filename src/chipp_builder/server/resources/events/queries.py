@@ -6,32 +6,39 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import BigInteger, bindparam, func, or_, select
 
 from chipp_builder.errors import CursorExpired
 from chipp_builder.server.db.fastread import Reader, ReadQuery
 from chipp_builder.server.db.tables import app_counter, event
-from chipp_builder.server.writes.events import FEED_HEAD, FEED_PRUNED, event_id
+from chipp_builder.server.writes.events import FEED_PRUNED, event_id
 
 EXPIRED = "Cursor is older than the kept events; list again and continue from GET /events/latest"
 
+_NEWEST = select(func.max(event.c.position)).where(event.c.app_id == bindparam("app_id")).scalar_subquery()
+_PRUNED = (
+    select(app_counter.c.row_count)
+    .where(app_counter.c.app_id == bindparam("app_id"), app_counter.c.resource == FEED_PRUNED)
+    .scalar_subquery()
+)
 _MARKS = ReadQuery(
-    select(app_counter.c.resource, app_counter.c.row_count).where(
-        app_counter.c.app_id == bindparam("app_id"),
-        or_(app_counter.c.resource == FEED_HEAD, app_counter.c.resource == FEED_PRUNED),
+    select(
+        func.coalesce(_PRUNED, 0, type_=BigInteger).label("pruned"),
+        func.coalesce(_NEWEST, 0, type_=BigInteger).label("head"),
     ),
     on_loop=True,
 )
 
 
 async def feed_marks(reader: Reader, app_id: UUID) -> tuple[int, int]:
-    """(pruned, head): every event at or before `pruned` is gone; `head` is the newest committed position.
+    """(pruned, head): every event at or before `pruned` is gone; `head` is the newest committed position (the
+    app's newest event: pruning keeps it).
 
     Read before the events themselves: every event at or before the head it gives has committed (positions
     are taken in commit order, writes/events.py), so a page read afterwards up to that head misses none.
     """
-    marks = {row["resource"]: int(row["row_count"]) for row in await reader.fetch(_MARKS, app_id=app_id)}
-    return marks.get(FEED_PRUNED, 0), marks.get(FEED_HEAD, 0)
+    (marks,) = await reader.fetch(_MARKS, app_id=app_id)
+    return int(marks["pruned"]), int(marks["head"])
 
 
 @lru_cache(maxsize=256)
