@@ -12,13 +12,14 @@ from chipp_builder.client._async import AsyncClient
 from chipp_builder.client._config import ConfigurationError
 from chipp_builder.client._retry import RetryPolicy
 from chipp_builder.client._sync import Client
-from chipp_builder.client.pagination import AsyncPage, Page
+from chipp_builder.client.pagination import AsyncEventFeed, AsyncPage, EventFeed, Page
 from chipp_builder.errors import (
     APIError,
     AuthenticationError,
     ChippError,
     Conflict,
     ConnectionFailed,
+    CursorExpired,
     Expired,
     Forbidden,
     IdempotencyConflict,
@@ -38,9 +39,9 @@ from chipp_builder.errors import (
 )
 
 __all__ = [
-    "APIError", "AsyncClient", "AsyncPage", "AuthenticationError", "ChippError", "Client", "ConfigurationError",
-    "Conflict", "ConnectionFailed", "Expired", "Forbidden", "IdempotencyConflict", "InsufficientStorage",
-    "InternalError", "InvalidRequest", "MethodNotAllowed", "NotFound", "Page", "PayloadTooLarge", "RateLimited",
-    "RetryPolicy", "ServerError", "ServiceUnavailable", "TimedOut", "TransportError", "Unauthorized",
-    "UnexpectedStatus",
+    "APIError", "AsyncClient", "AsyncEventFeed", "AsyncPage", "AuthenticationError", "ChippError", "Client",
+    "ConfigurationError", "Conflict", "ConnectionFailed", "CursorExpired", "EventFeed", "Expired", "Forbidden",
+    "IdempotencyConflict", "InsufficientStorage", "InternalError", "InvalidRequest", "MethodNotAllowed",
+    "NotFound", "Page", "PayloadTooLarge", "RateLimited", "RetryPolicy", "ServerError", "ServiceUnavailable",
+    "TimedOut", "TransportError", "Unauthorized", "UnexpectedStatus",
 ]

@@ -19,6 +19,7 @@ from chipp_builder.client._retry import RetryPolicy
 from chipp_builder.client._sync import DEFAULT_TIMEOUT, _policy
 from chipp_builder.client.models import (
     Consumer,
+    ConsumerErased,
     ConsumerIn,
     ConsumerToken,
     ConversationLogged,
@@ -30,12 +31,19 @@ from chipp_builder.client.models import (
     Message,
     MessageIn,
     Session,
+    SessionDeleted,
     Source,
     Tag,
     TokenUsage,
     Usage,
 )
-from chipp_builder.client.pagination import AsyncCursorPage, AsyncOffsetPage, AsyncPage, AsyncSinglePage
+from chipp_builder.client.pagination import (
+    AsyncCursorPage,
+    AsyncEventFeed,
+    AsyncOffsetPage,
+    AsyncPage,
+    AsyncSinglePage,
+)
 
 
 class _AsyncResource:
@@ -63,6 +71,11 @@ class AsyncSessionsAPI(_AsyncResource):
         """A session's messages, oldest first; `async for` yields every matching message across pages."""
         return self._page(ep.list_messages(session_id, filters))
 
+    async def delete(self, session_id: UUID | str) -> SessionDeleted:
+        """Delete a session with its messages and ratings (needs sessions: write); NotFound when it is not
+        this app's. Not retried: a repeat after a lost response would answer NotFound."""
+        return (await self._requester.send(ep.delete_session(session_id))).data
+
 
 class AsyncConsumersAPI(_AsyncResource):
     """The people who chat with the app."""
@@ -74,6 +87,11 @@ class AsyncConsumersAPI(_AsyncResource):
     async def get(self, consumer_id: UUID | str) -> Consumer:
         """One consumer by id; NotFound when it is not this app's."""
         return (await self._requester.send(ep.get_consumer(consumer_id))).data
+
+    async def erase(self, consumer_id: UUID | str) -> ConsumerErased:
+        """Erase a person: the consumer, their sessions with messages and ratings, their ratings elsewhere and
+        their memories (needs consumers: write); NotFound when it is not this app's. Not retried."""
+        return (await self._requester.send(ep.erase_consumer(consumer_id))).data
 
     async def auth(
         self,
@@ -165,6 +183,36 @@ class AsyncConversationsAPI(_AsyncResource):
         return (await self._requester.send(call)).data
 
 
+class AsyncEventsAPI(_AsyncResource):
+    """The app's changes (GET /events): what changed, in commit order, to keep a copy current."""
+
+    def list(
+        self, after: str | None = None, *, types: str | Sequence[str] | None = None, limit: int | None = None
+    ) -> AsyncEventFeed:
+        """Every event after `after` (the oldest kept when None) as far as the feed goes, page by page;
+        `.cursor` afterwards is the position to store. CursorExpired (410) when `after` is too old."""
+        return AsyncEventFeed(ep.list_events(after, types, limit), self._requester.send, follow=False)
+
+    async def latest(self) -> str:
+        """The current end of the feed: list everything, then follow from this cursor."""
+        return (await self._requester.send(ep.latest_event())).data.cursor
+
+    def follow(
+        self,
+        after: str,
+        *,
+        wait: int = 25,
+        types: str | Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> AsyncEventFeed:
+        """Every event after `after` as it comes, forever: each request waits up to `wait` seconds (1-30) for
+        news. Requests are retried as the client's RetryPolicy says; an error after that is raised, and
+        `.cursor` says where to start again. `async for event in client.events.follow(cursor): ...`"""
+        if not 1 <= wait <= ep.MAX_WAIT:
+            raise ValueError(f"events.follow: wait must be between 1 and {ep.MAX_WAIT} seconds, got {wait}")
+        return AsyncEventFeed(ep.list_events(after, types, limit, wait), self._requester.send, follow=True)
+
+
 class AsyncClient:
     """Asynchronous client for the Builder API of one app; the same surface as Client, with awaits.
 
@@ -180,6 +228,7 @@ class AsyncClient:
     memories: AsyncMemoriesAPI
     analytics: AsyncAnalyticsAPI
     conversations: AsyncConversationsAPI
+    events: AsyncEventsAPI
 
     def __init__(
         self,
@@ -211,6 +260,7 @@ class AsyncClient:
         self.memories = AsyncMemoriesAPI(requester)
         self.analytics = AsyncAnalyticsAPI(requester)
         self.conversations = AsyncConversationsAPI(requester)
+        self.events = AsyncEventsAPI(requester)
 
     async def send(self, call: Call[E]) -> E:
         """Send one described request (a `Call` of client._core, the path every method above takes), with the

@@ -40,6 +40,9 @@ class Call(Generic[E]):
     params: dict[str, str] = field(default_factory=dict)
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    # The least read timeout this request needs (a long poll holds its response for `wait` seconds); None:
+    # the client's timeout as configured.
+    min_read: float | None = None
 
     @property
     def retry_safe(self) -> bool:
@@ -48,7 +51,7 @@ class Call(Generic[E]):
 
     def with_params(self, params: dict[str, str]) -> Call[E]:
         """The same call with other query parameters (the next page of a list)."""
-        return Call(self.method, self.path, self.envelope, params, self.body, self.headers)
+        return Call(self.method, self.path, self.envelope, params, self.body, self.headers, self.min_read)
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,16 @@ class ListCall(Call[E]):
 
     def with_params(self, params: dict[str, str]) -> ListCall[E]:
         """The same list call with other query parameters (the next page)."""
-        return ListCall(self.method, self.path, self.envelope, params, self.body, self.headers, self.kind)
+        return ListCall(self.method, self.path, self.envelope, params, self.body, self.headers, self.min_read,
+                        self.kind)
+
+
+def timeout_for(call: Call[Any], configured: httpx.Timeout) -> httpx.Timeout:
+    """The client's timeout, its read part raised to what the call needs (a long poll's wait, and then some)."""
+    if call.min_read is None or configured.read is None or configured.read >= call.min_read:
+        return configured
+    return httpx.Timeout(connect=configured.connect, read=call.min_read, write=configured.write,
+                         pool=configured.pool)
 
 
 def path_segment(value: object) -> str:

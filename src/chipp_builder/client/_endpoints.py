@@ -31,6 +31,13 @@ from chipp_builder.schemas.conversations import (
     LogConsumer,
     LogMessage,
 )
+from chipp_builder.schemas.events import (
+    EVENT_TYPES,
+    ConsumerErasedEnvelope,
+    EventList,
+    FeedPositionEnvelope,
+    SessionDeletedEnvelope,
+)
 from chipp_builder.schemas.feedback import FeedbackEnvelope, FeedbackList
 from chipp_builder.schemas.knowledge_sources import (
     KnowledgeSourceList,
@@ -149,6 +156,11 @@ def list_messages(session_id: AnyId, filters: Mapping[str, object]) -> ListCall[
                  MessageFilters, filters)
 
 
+def delete_session(session_id: AnyId) -> Call[SessionDeletedEnvelope]:
+    """DELETE /sessions/{id} (not retried: a second attempt after a lost response would answer 404)."""
+    return Call("DELETE", f"/sessions/{seg(session_id)}", SessionDeletedEnvelope)
+
+
 def list_consumers(filters: Mapping[str, object]) -> ListCall[ConsumerList]:
     """GET /consumers."""
     return _list("consumers.list", "/consumers", ConsumerList, "offset", ConsumerFilters, filters)
@@ -157,6 +169,11 @@ def list_consumers(filters: Mapping[str, object]) -> ListCall[ConsumerList]:
 def get_consumer(consumer_id: AnyId) -> Call[ConsumerEnvelope]:
     """GET /consumers/{id}."""
     return _get("consumers.get", f"/consumers/{seg(consumer_id)}", ConsumerEnvelope)
+
+
+def erase_consumer(consumer_id: AnyId) -> Call[ConsumerErasedEnvelope]:
+    """DELETE /consumers/{id}: erase the person (not retried, as delete_session)."""
+    return Call("DELETE", f"/consumers/{seg(consumer_id)}", ConsumerErasedEnvelope)
 
 
 def auth_consumer(
@@ -194,6 +211,44 @@ def list_knowledge_sources(filters: Mapping[str, object]) -> ListCall[KnowledgeS
 def list_memories(filters: Mapping[str, object]) -> ListCall[MemoryList]:
     """GET /memories."""
     return _list("memories.list", "/memories", MemoryList, "offset", MemoryFilters, filters)
+
+
+# Seconds a long poll's read may take beyond its `wait`: the server answers when `wait` runs out, and the
+# response still has to arrive.
+LONG_POLL_MARGIN = 10.0
+MAX_WAIT = 30
+MAX_EVENTS_LIMIT = 500
+
+
+def list_events(
+    after: str | None, types: str | Sequence[str] | None, limit: int | None, wait: int | None = None
+) -> Call[EventList]:
+    """GET /events from `after` (the oldest kept event when None); `wait` seconds of long poll when given.
+
+    The types are checked here, as filters' names are: the server would answer 400, but a typo is better
+    caught before the first request of a follower that is meant to run for days."""
+    wanted = [types] if isinstance(types, str) else list(types or ())
+    names = [part.strip() for item in wanted for part in str(item).split(",")]
+    unknown = sorted(set(names) - set(EVENT_TYPES))
+    if unknown:
+        raise ValueError(f"events: unknown event type(s) {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}")
+    if limit is not None and not 1 <= limit <= MAX_EVENTS_LIMIT:
+        raise ValueError(f"events: limit must be between 1 and {MAX_EVENTS_LIMIT}, got {limit}")
+    if wait is not None and not 0 <= wait <= MAX_WAIT:
+        raise ValueError(f"events: wait must be between 0 and {MAX_WAIT} seconds, got {wait}")
+    params = {
+        "after": after,
+        "types": ",".join(names) if names else None,
+        "limit": None if limit is None else str(limit),
+        "wait": None if wait is None else str(wait),
+    }
+    read = None if not wait else wait + LONG_POLL_MARGIN
+    return Call("GET", "/events", EventList, {k: v for k, v in params.items() if v is not None}, min_read=read)
+
+
+def latest_event() -> Call[FeedPositionEnvelope]:
+    """GET /events/latest."""
+    return Call("GET", "/events/latest", FeedPositionEnvelope)
 
 
 def usage(filters: Mapping[str, object]) -> Call[UsageEnvelope]:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from chipp_builder.client._config import ClientConfig
-from chipp_builder.client._core import USER_AGENT, Call, E, decode, transport_error
+from chipp_builder.client._core import USER_AGENT, Call, E, decode, timeout_for, transport_error
 from chipp_builder.client._retry import RetryPolicy
 
 
@@ -32,6 +32,7 @@ class _Base:
             params=call.params or None,
             json=call.body,
             headers={**self.headers, **call.headers},
+            timeout=timeout_for(call, http.timeout),
         )
 
 

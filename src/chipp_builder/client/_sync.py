@@ -19,6 +19,7 @@ from chipp_builder.client._requesters import SyncRequester
 from chipp_builder.client._retry import RetryPolicy
 from chipp_builder.client.models import (
     Consumer,
+    ConsumerErased,
     ConsumerIn,
     ConsumerToken,
     ConversationLogged,
@@ -30,12 +31,13 @@ from chipp_builder.client.models import (
     Message,
     MessageIn,
     Session,
+    SessionDeleted,
     Source,
     Tag,
     TokenUsage,
     Usage,
 )
-from chipp_builder.client.pagination import CursorPage, OffsetPage, Page, SinglePage
+from chipp_builder.client.pagination import CursorPage, EventFeed, OffsetPage, Page, SinglePage
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -63,6 +65,11 @@ class SessionsAPI(_Resource):
         """A session's messages, oldest first; iterating yields every matching message across pages."""
         return self._page(ep.list_messages(session_id, filters))
 
+    def delete(self, session_id: UUID | str) -> SessionDeleted:
+        """Delete a session with its messages and ratings (needs sessions: write); NotFound when it is not
+        this app's. Not retried: a repeat after a lost response would answer NotFound."""
+        return self._requester.send(ep.delete_session(session_id)).data
+
 
 class ConsumersAPI(_Resource):
     """The people who chat with the app."""
@@ -74,6 +81,11 @@ class ConsumersAPI(_Resource):
     def get(self, consumer_id: UUID | str) -> Consumer:
         """One consumer by id; NotFound when it is not this app's."""
         return self._requester.send(ep.get_consumer(consumer_id)).data
+
+    def erase(self, consumer_id: UUID | str) -> ConsumerErased:
+        """Erase a person: the consumer, their sessions with messages and ratings, their ratings elsewhere and
+        their memories (needs consumers: write); NotFound when it is not this app's. Not retried."""
+        return self._requester.send(ep.erase_consumer(consumer_id)).data
 
     def auth(
         self,
@@ -164,6 +176,36 @@ class ConversationsAPI(_Resource):
         return self._requester.send(call).data
 
 
+class EventsAPI(_Resource):
+    """The app's changes (GET /events): what changed, in commit order, to keep a copy current."""
+
+    def list(
+        self, after: str | None = None, *, types: str | Sequence[str] | None = None, limit: int | None = None
+    ) -> EventFeed:
+        """Every event after `after` (the oldest kept when None) as far as the feed goes, page by page;
+        `.cursor` afterwards is the position to store. CursorExpired (410) when `after` is too old."""
+        return EventFeed(ep.list_events(after, types, limit), self._requester.send, follow=False)
+
+    def latest(self) -> str:
+        """The current end of the feed: list everything, then follow from this cursor."""
+        return (self._requester.send(ep.latest_event())).data.cursor
+
+    def follow(
+        self,
+        after: str,
+        *,
+        wait: int = 25,
+        types: str | Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> EventFeed:
+        """Every event after `after` as it comes, forever: each request waits up to `wait` seconds (1-30) for
+        news. Requests are retried as the client's RetryPolicy says; an error after that is raised, and
+        `.cursor` says where to start again. `for event in client.events.follow(cursor): ...`"""
+        if not 1 <= wait <= ep.MAX_WAIT:
+            raise ValueError(f"events.follow: wait must be between 1 and {ep.MAX_WAIT} seconds, got {wait}")
+        return EventFeed(ep.list_events(after, types, limit, wait), self._requester.send, follow=True)
+
+
 class Client:
     """Synchronous client for the Builder API of one app.
 
@@ -180,6 +222,7 @@ class Client:
     memories: MemoriesAPI
     analytics: AnalyticsAPI
     conversations: ConversationsAPI
+    events: EventsAPI
 
     def __init__(
         self,
@@ -211,6 +254,7 @@ class Client:
         self.memories = MemoriesAPI(requester)
         self.analytics = AnalyticsAPI(requester)
         self.conversations = ConversationsAPI(requester)
+        self.events = EventsAPI(requester)
 
     def send(self, call: Call[E]) -> E:
         """Send one described request (a `Call` of client._core, the path every method above takes), with the

@@ -27,6 +27,17 @@ from chipp_builder.schemas.common import (
 )
 from chipp_builder.schemas.consumers import Consumer
 from chipp_builder.schemas.conversations import ConsumerToken, ConversationLogged, LogConsumer, LogMessage
+from chipp_builder.schemas.events import (
+    ConsumerErased,
+    ErasureCounts,
+    Event,
+    EventList,
+    EventPagination,
+    EventType,
+    FeedPosition,
+    SessionDeleteCounts,
+    SessionDeleted,
+)
 from chipp_builder.schemas.feedback import Feedback
 from chipp_builder.schemas.knowledge_sources import (
     KnowledgeSource,
@@ -72,9 +83,10 @@ class MessageIn(TypedDict):
 
 
 __all__ = [
-    "Consumer", "ConsumerIn", "ConsumerSummary", "ConsumerToken", "ConversationLogged", "CursorPagination",
+    "Consumer", "ConsumerErased", "ConsumerIn", "ConsumerSummary", "ConsumerToken", "ConversationLogged",
+    "CursorPagination", "ErasureCounts", "Event", "EventList", "EventPagination", "EventType", "FeedPosition",
     "Feedback", "GroupBy", "KnowledgeSource", "KnowledgeSourceStatus", "KnowledgeSourceType", "LogConsumer",
-    "LogMessage", "Memory", "MemoryLayer", "MemoryType", "Message", "MessageFeedback", "MessageIn",
-    "MessageTag", "ModelTokens", "OffsetPagination", "Role", "Session", "Source", "Tag", "TokenPoint",
-    "TokenSummary", "TokenUsage", "ToolCall", "ToolResult", "Usage", "UsagePoint", "UsageSummary",
+    "LogMessage", "Memory", "MemoryLayer", "MemoryType", "Message", "MessageFeedback", "MessageIn", "MessageTag",
+    "ModelTokens", "OffsetPagination", "Role", "Session", "SessionDeleteCounts", "SessionDeleted", "Source", "Tag",
+    "TokenPoint", "TokenSummary", "TokenUsage", "ToolCall", "ToolResult", "Usage", "UsagePoint", "UsageSummary",
 ]

@@ -1,13 +1,15 @@
 """List results: a Page (sync) or AsyncPage that yields every item of every page when iterated, fetching
-pages lazily, and keeps the first page's `data` and `pagination` readable."""
+pages lazily, and keeps the first page's `data` and `pagination` readable; and the event feed's walk
+(EventFeed, AsyncEventFeed), which follows `after` and keeps the position to store."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from typing import Any, Generic, TypeVar
 
-from chipp_builder.client._core import ListCall
+from chipp_builder.client._core import Call, ListCall
 from chipp_builder.schemas.common import CursorPagination, OffsetPagination
+from chipp_builder.schemas.events import Event, EventList
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -153,3 +155,79 @@ SinglePage = Page[T, None]
 AsyncCursorPage = AsyncPage[T, CursorPagination]
 AsyncOffsetPage = AsyncPage[T, OffsetPagination]
 AsyncSinglePage = AsyncPage[T, None]
+
+
+class EventFeed:
+    """The event feed from a position: iterate it for every event after it, following `next_cursor` page by
+    page (as far as the feed goes, or forever when following, long-polling while nothing is new).
+
+    `.cursor` is the position to store and continue from: the `after` given until a page has been handed
+    out whole, then that page's `next_cursor`. It moves only when the loop asks for the event after a page's
+    last, so a loop that stops mid-page (or fails while handling an event) continues from that page again:
+    each event is seen at least once.
+    """
+
+    def __init__(self, call: Call[Any], fetch: Callable[[Call[Any]], Any], *, follow: bool) -> None:
+        self._call = call
+        self._fetch = fetch
+        self._follow = follow
+        self.cursor: str | None = call.params.get("after")
+
+    def _next_call(self) -> Call[Any]:
+        params = dict(self._call.params)
+        if self.cursor is not None:
+            params["after"] = self.cursor
+        return self._call.with_params(params)
+
+    def pages(self) -> Iterator[EventList]:
+        """Each page in turn (EventList: `.data`, `.pagination.next_cursor`); `.cursor` moves past a page when
+        the next one is asked for."""
+        while True:
+            page: EventList = self._fetch(self._next_call())
+            yield page
+            self.cursor = page.pagination.next_cursor
+            if not page.pagination.has_more and not self._follow:
+                return
+
+    def __iter__(self) -> Iterator[Event]:
+        for page in self.pages():
+            yield from page.data
+
+    def __repr__(self) -> str:
+        return f"<EventFeed after={self.cursor!r}{' following' if self._follow else ''}>"
+
+
+class AsyncEventFeed:
+    """EventFeed for AsyncClient: `async for` it; `.cursor` as there."""
+
+    def __init__(self, call: Call[Any], fetch: Callable[[Call[Any]], Awaitable[Any]], *, follow: bool) -> None:
+        self._call = call
+        self._fetch = fetch
+        self._follow = follow
+        self.cursor: str | None = call.params.get("after")
+
+    def _next_call(self) -> Call[Any]:
+        params = dict(self._call.params)
+        if self.cursor is not None:
+            params["after"] = self.cursor
+        return self._call.with_params(params)
+
+    async def pages(self) -> AsyncIterator[EventList]:
+        """Each page in turn; `.cursor` moves past a page when the next one is asked for."""
+        while True:
+            page: EventList = await self._fetch(self._next_call())
+            yield page
+            self.cursor = page.pagination.next_cursor
+            if not page.pagination.has_more and not self._follow:
+                return
+
+    async def _items(self) -> AsyncIterator[Event]:
+        async for page in self.pages():
+            for item in page.data:
+                yield item
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._items()
+
+    def __repr__(self) -> str:
+        return f"<AsyncEventFeed after={self.cursor!r}{' following' if self._follow else ''}>"
