@@ -165,3 +165,43 @@ async def test_on_sqlite_nothing_of_the_erased_person_remains_in_the_file(
             if f.exists():
                 assert trace.encode() not in f.read_bytes(), (trace, f.name)
     assert uuid.UUID(ANN)  # the id itself may remain in the feed (a consumer.deleted event names it)
+
+
+async def test_a_memory_naming_a_deleted_session_names_nothing_afterwards(server: Any, api: Any) -> None:
+    # Bob's memory was drawn from a message of S2: once S2 is gone it must not point there (an export of the
+    # app would not import again), and the memory's change is in the feed.
+    records = [*RECORDS, memory_record("mem3", "Bob asked twice", "2025-06-02T12:30:00Z", consumer_id=BOB,
+                                       session_id=S2, source_message_id="b1")]
+    app = await make_app(server, records, scopes=WRITE)
+    before = await latest(api, app)
+    assert (await api.delete(app.base + f"/sessions/{S2}", headers=app.headers)).status_code == 200
+    memories = {m["id"]: m for m in (await get(api, app, "/memories")).json()["data"]}
+    assert (memories["mem3"]["session_id"], memories["mem3"]["source_message_id"]) == (None, None)
+    assert memories["mem3"]["content"] == "Bob asked twice"
+    assert ("memory.updated", "mem3") in await events_after(api, app, before)
+
+
+async def test_delete_objects_removes_messages_ratings_and_tags_with_what_shows_them(server: Any, api: Any) -> None:
+    from chipp_builder.server.writes.deletes import delete_objects
+
+    app = await make_app(server, RECORDS, scopes=WRITE)
+    before = await latest(api, app)
+    async with server.state.engine.begin() as db:
+        removed = await delete_objects(db, app.id, "message", ["b2", "no-such-message"])
+    assert (removed.messages, removed.feedback) == (1, 2)
+    session = (await get(api, app, f"/sessions/{S2}")).json()["data"]
+    assert session["message_count"] == 1 and session["last_activity_at"] == "2025-06-02T10:00:01Z"
+    assert [f["id"] for f in (await get(api, app, "/feedback")).json()["data"]] == ["f1"]
+    feed = await events_after(api, app, before)
+    assert {("message.deleted", "b2"), ("feedback.deleted", "f2"), ("feedback.deleted", "f3"),
+            ("session.updated", S2)} <= set(feed)
+    async with server.state.engine.begin() as db:
+        await delete_objects(db, app.id, "tag", [TAG])
+        await delete_objects(db, app.id, "memory", ["mem2"])
+    assert (await get(api, app, "/tags")).json()["data"] == []
+    messages = (await get(api, app, f"/sessions/{S1}/messages")).json()["data"]
+    assert all(m["tags"] == [] for m in messages)
+    memories = (await get(api, app, "/memories")).json()
+    assert [m["id"] for m in memories["data"]] == ["mem1"] and memories["pagination"]["total"] == 1
+    usage = (await get(api, app, "/analytics/usage")).json()["data"]["summary"]
+    assert usage["total_messages"] == 4

@@ -280,6 +280,18 @@ event = Table(
     Index("ix_event_occurred", "occurred_at"),
 )
 
+mirror_state = Table(
+    "mirror_state",
+    metadata,
+    # `chipp-builder mirror` (docs/sync.md): this app is a copy of a remote app with the same id; `state` is
+    # where its copy stands (the feed cursor to continue from, or that the source has no feed). Written only
+    # after the changes it covers are committed, so an interrupted run continues from the last stored one.
+    Column("app_id", Uuid, ForeignKey("app.id", ondelete="CASCADE"), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 # --- Server-maintained summaries (db/counters.py, db/daily_rollups.py keep them exact in the writing transaction) ---
 
 app_counter = Table(

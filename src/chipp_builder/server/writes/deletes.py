@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, null, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chipp_builder.server.db.counters import ACTIVE_CONSUMERS, add_counts
@@ -24,6 +24,7 @@ from chipp_builder.server.db.tables import (
     consumer,
     feedback,
     idempotency_key,
+    knowledge_source,
     memory,
     message,
     message_tag,
@@ -31,6 +32,7 @@ from chipp_builder.server.db.tables import (
     tag,
 )
 from chipp_builder.server.writes.dependents import messages_changed
+from chipp_builder.server.writes.derived import recompute_derived
 from chipp_builder.server.writes.events import DELETED, UPDATED, Change, head_of, record
 
 _CHUNK = 500  # ids per IN list
@@ -75,12 +77,29 @@ async def _remove_sessions(
             await db.execute(delete(message_tag).where(message_tag.c.app_id == app_id,
                                                        message_tag.c.message_id.in_(ids)))
         await db.execute(delete(feedback).where(feedback.c.app_id == app_id, feedback.c.session_id.in_(chunk)))
+        await _unlink_memories(db, app_id, memory.c.session_id, chunk, feed)
+        await _unlink_memories(db, app_id, memory.c.source_message_id, message_ids, feed)
         await db.execute(delete(message).where(message.c.app_id == app_id, message.c.session_id.in_(chunk)))
         await db.execute(delete(session).where(session.c.app_id == app_id, session.c.id.in_(chunk)))
         removed.sessions += len(rows)
         removed.messages += len(messages)
         removed.feedback += len(ratings)
     return days
+
+
+async def _unlink_memories(
+    db: AsyncConnection, app_id: UUID, column: Any, ids: Sequence[Any], feed: list[Change]
+) -> None:
+    """Memories that name a session or message about to go name nothing instead (memory.updated), as a
+    session names no consumer once its consumer is gone: a memory must never point at what no longer exists
+    (an export of the app would not import again, its reference resolving nowhere)."""
+    for chunk in _chunks(list(ids)):
+        named = list((await db.execute(select(memory.c.id).where(memory.c.app_id == app_id, column.in_(chunk))
+                                       )).scalars())
+        if named:
+            await db.execute(update(memory).where(memory.c.app_id == app_id, memory.c.id.in_(named))
+                             .values({column.name: null()}))
+            feed.extend(Change("memory", UPDATED, mid) for mid in named)
 
 
 async def _tags_of_messages(db: AsyncConnection, app_id: UUID, session_ids: Sequence[UUID]) -> set[UUID]:
@@ -193,3 +212,87 @@ async def _drop_idempotency_records(db: AsyncConnection, app_id: UUID, named: Se
         if any(needle in body for needle in needles):
             await db.execute(delete(idempotency_key).where(
                 idempotency_key.c.api_key_id == row.api_key_id, idempotency_key.c.key == row.key))
+
+
+# The kinds delete_objects removes one by one; sessions and consumers have delete_session and erase_consumer.
+OBJECT_KINDS = ("message", "feedback", "memory", "knowledge_source", "tag")
+
+
+async def delete_objects(db: AsyncConnection, app_id: UUID, kind: str, ids: Sequence[str]) -> Removed:
+    """Delete these objects of the app (ids it lacks are skipped) with what depends on them: a message's tag
+    links and ratings (its session's message_count and last activity follow), a tag's links; counters,
+    rollups, tag usage and the events of everything that goes or shows it, in the caller's transaction. For
+    a copy that learns an object is gone (`chipp-builder mirror`); Part one's own deletes are the two above."""
+    if kind not in OBJECT_KINDS:
+        raise ValueError(f"delete_objects deletes {', '.join(OBJECT_KINDS)}, not {kind!r}")
+    removed = Removed()
+    feed: list[Change] = []
+    for chunk in _chunks(list(dict.fromkeys(ids))):
+        if kind == "message":
+            await _delete_messages(db, app_id, chunk, feed, removed)
+        elif kind == "feedback":
+            await _delete_ratings(db, app_id, chunk, feed, removed)
+        elif kind == "tag":
+            found = list((await db.execute(select(tag.c.id).where(
+                tag.c.app_id == app_id, tag.c.id.in_([UUID(str(i)) for i in chunk])))).scalars())
+            linked = (await db.execute(select(message_tag.c.message_id).distinct().where(
+                message_tag.c.app_id == app_id, message_tag.c.tag_id.in_(found)))).scalars()
+            feed.extend(await messages_changed(db, app_id, list(linked)))
+            await db.execute(delete(message_tag).where(message_tag.c.app_id == app_id, message_tag.c.tag_id.in_(found)))
+            await db.execute(delete(tag).where(tag.c.app_id == app_id, tag.c.id.in_(found)))
+            feed.extend(Change("tag", DELETED, str(tag_id)) for tag_id in found)
+        else:
+            table = memory if kind == "memory" else knowledge_source
+            found = list((await db.execute(select(table.c.id).where(
+                table.c.app_id == app_id, table.c.id.in_(chunk)))).scalars())
+            await db.execute(delete(table).where(table.c.app_id == app_id, table.c.id.in_(found)))
+            feed.extend(Change(kind, DELETED, object_id) for object_id in found)
+            counter = "memories" if kind == "memory" else "knowledge_sources"
+            await add_counts(db, app_id, **{counter: -len(found)})
+            if kind == "memory":
+                removed.memories += len(found)
+    if await record(db, app_id, feed):
+        removed.head = await head_of(db, app_id)
+    return removed
+
+
+async def _delete_ratings(
+    db: AsyncConnection, app_id: UUID, ids: Sequence[str], feed: list[Change], removed: Removed
+) -> None:
+    """Delete these ratings; the rated messages show their next newest rating (message.updated)."""
+    rows = (await db.execute(select(feedback.c.id, feedback.c.session_id, feedback.c.message_id).where(
+        feedback.c.app_id == app_id, feedback.c.id.in_(ids)))).all()
+    if not rows:
+        return
+    await db.execute(delete(feedback).where(feedback.c.app_id == app_id, feedback.c.id.in_([r.id for r in rows])))
+    feed.extend(Change("feedback", DELETED, row.id, row.session_id) for row in rows)
+    feed.extend(await messages_changed(db, app_id, [row.message_id for row in rows]))
+    await add_counts(db, app_id, feedback=-len(rows))
+    removed.feedback += len(rows)
+
+
+async def _delete_messages(
+    db: AsyncConnection, app_id: UUID, ids: Sequence[str], feed: list[Change], removed: Removed
+) -> None:
+    """Delete these messages with their tag links and ratings; their sessions' counts and activity, the tags'
+    usage and the days' rollups follow."""
+    rows = (await db.execute(select(message.c.id, message.c.session_id, message.c.created_at).where(
+        message.c.app_id == app_id, message.c.id.in_(ids)))).all()
+    if not rows:
+        return
+    found = [row.id for row in rows]
+    tags = set((await db.execute(select(message_tag.c.tag_id).distinct().where(
+        message_tag.c.app_id == app_id, message_tag.c.message_id.in_(found)))).scalars())
+    ratings = list((await db.execute(select(feedback.c.id).where(
+        feedback.c.app_id == app_id, feedback.c.message_id.in_(found)))).scalars())
+    await _delete_ratings(db, app_id, ratings, feed, removed)
+    await _unlink_memories(db, app_id, memory.c.source_message_id, found, feed)
+    await db.execute(delete(message_tag).where(message_tag.c.app_id == app_id, message_tag.c.message_id.in_(found)))
+    await db.execute(delete(message).where(message.c.app_id == app_id, message.c.id.in_(found)))
+    feed.extend(Change("message", DELETED, row.id, row.session_id) for row in rows)
+    sessions = sorted({row.session_id for row in rows}, key=str)
+    await recompute_derived(db, app_id, sessions)
+    feed.extend(Change("session", UPDATED, str(sid)) for sid in sessions)
+    await _recount_tags(db, app_id, tags, feed)
+    await recompute_activity(db, app_id, {day_of(row.created_at) for row in rows})
+    removed.messages += len(rows)
