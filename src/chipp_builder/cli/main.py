@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from chipp_builder import __version__
-from chipp_builder.cli import deletes, export, local, manage, mcp_command
+from chipp_builder.cli import deletes, export, local, manage, mcp_command, mirror
 from chipp_builder.cli.help import App
 from chipp_builder.cli.support import state
 
@@ -46,6 +46,7 @@ app.add_typer(manage.apps_app, name="apps")
 app.add_typer(manage.keys_app, name="keys")
 app.add_typer(manage.db_app, name="db")
 app.add_typer(export.export_app, name="export")
+app.command("mirror")(mirror.mirror)
 app.add_typer(deletes.sessions_app, name="sessions")
 app.add_typer(deletes.consumers_app, name="consumers")
 app.command("mcp")(mcp_command.mcp_command)
