@@ -105,7 +105,7 @@ def test_every_documented_command_exists() -> None:
         ("export",), *(("export", name) for name in ("sessions", "messages", "consumers", "feedback", "memories",
                                                     "knowledge-sources", "tags", "all")),
         ("sessions",), ("sessions", "delete"), ("consumers",), ("consumers", "erase"),
-        ("mcp",),
+        ("mcp",), ("mirror",),
     }
     assert {tuple(path) for path in COMMAND_PATHS} == expected
 
