@@ -49,9 +49,11 @@ class Counting(httpx.AsyncBaseTransport):
         self.requests: list[str] = []
         self.no_feed = False
         self.fail_after: int | None = None
+        self.failures = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.fail_after is not None and len(self.requests) >= self.fail_after:
+            self.failures += 1
             raise httpx.ConnectError("the network went away")
         self.requests.append(f"{request.method} {request.url.path.split('/', 5)[-1]}")
         if self.no_feed and "/events" in request.url.path:
@@ -272,6 +274,42 @@ async def test_an_interrupted_run_loses_nothing_and_continues(source: Source, co
     again, _ = await mirror_once(source, copy)
     assert again.mode == "feed" and again.events > 0
     await assert_same(source, copy)
+
+
+async def test_follow_applies_changes_as_they_come_and_outlasts_an_outage(
+    source: Source, copy: CopyDatabase, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _ = await mirror_once(source, copy)
+    job = Mirror(source.client, copy, SOURCE)
+    monkeypatch.setattr(mirror_cli, "OUTAGE_WAITS", (0.05,))
+    follower = asyncio.create_task(mirror_cli._follow(job, first, 2, [0]))
+
+    async def copied(session_id: str) -> bool:
+        for _ in range(200):
+            if await copy.existing("session", [session_id]):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async with source.writer() as w:
+        one = await w.conversations.log([{"role": "user", "content": "live"}], title="Followed")
+        assert await copied(str(one.session_id))
+        source.transport.fail_after = len(source.transport.requests)  # the server goes away for a while:
+        for _ in range(200):  # long enough for the SDK's retries to give up (three attempts) and more
+            if source.transport.failures >= 4:
+                break
+            await asyncio.sleep(0.05)
+        source.transport.fail_after = None
+        two = await w.conversations.log([{"role": "user", "content": "after the outage"}])
+        assert await copied(str(two.session_id))
+    follower.cancel()
+    await follower
+    shown = capsys.readouterr()
+    assert "Following the feed" in shown.out and "Applied 2 events" in shown.out
+    assert "following again in 0 s" in shown.err
+    assert "Stopped: the copy is current up to the stored position." in shown.out
+    await assert_same(source, copy)
+    assert (await copy.prepare(SOURCE) or {})["cursor"] == await source.client.events.latest()
 
 
 async def test_the_copy_refuses_a_database_that_holds_the_app_already(source: Source, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import httpx
@@ -15,7 +16,7 @@ from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from chipp_builder.cli.export import CLI_NAMES, AppOption, BaseUrlOption, KeyOption
 from chipp_builder.cli.support import DatabaseUrlOption, friendly_errors, open_database, redact, stderr
-from chipp_builder.client import AsyncClient, RetryPolicy
+from chipp_builder.client import AsyncClient, CursorExpired, RateLimited, RetryPolicy, ServerError, TransportError
 from chipp_builder.client._config import ClientConfig, resolve_config
 from chipp_builder.export.mirror import Mirror, Outcome, Progress
 
@@ -112,21 +113,51 @@ async def _run(config: ClientConfig, database_url: str, target: str, follow: boo
         await engine.dispose()
 
 
+@dataclass
+class _Following:
+    """Where a follower is: the stored cursor, the events of the current follow, failures in a row."""
+
+    cursor: str
+    events: int = 0
+    failures: int = 0
+
+
+# Waits before following again after the SDK's own retries gave up (the server restarting, say): a follower is
+# meant to outlast such outages.
+OUTAGE_WAITS = (5.0, 10.0, 30.0, 60.0)
+
+
 async def _follow(job: Mirror, outcome: Outcome, wait: int, requests: list[int]) -> None:
-    """Long-poll the feed until Ctrl+C, printing a line per applied batch."""
+    """Long-poll the feed until Ctrl+C, printing a line per applied batch; outages are waited out and an
+    expired position copies everything again, so only Ctrl+C stops it."""
     if outcome.cursor is None:
         raise ValueError("--follow needs the server's event feed (/events), which this server does not have; "
                          "run the mirror on a schedule instead")
     typer.echo(f"Following the feed (long polls of {wait} s); Ctrl+C stops, and the next run continues.")
     job.progress = Progress(note=lambda text: typer.echo(text, err=True))
-    seen = {"events": 0}
+    now = _Following(str(outcome.cursor))
 
-    def on_batch(now: Outcome) -> None:
-        if now.events != seen["events"]:
-            typer.echo(f"Applied {now.events - seen['events']:,} events ({requests[0]:,} requests so far).")
-            seen["events"] = now.events
+    def on_batch(batch: Outcome) -> None:
+        now.cursor, now.failures = str(batch.cursor), 0
+        if batch.events != now.events:
+            typer.echo(f"Applied {batch.events - now.events:,} events ({requests[0]:,} requests so far).")
+            now.events = batch.events
 
     try:
-        await job.follow(outcome.cursor, wait=wait, on_batch=on_batch)
+        while True:
+            now.events = 0
+            try:
+                await job.follow(now.cursor, wait=wait, on_batch=on_batch)
+            except CursorExpired:
+                typer.echo("The position expired while following: copying everything again.", err=True)
+                copied = await job.full_copy("the position expired while following")
+                if copied.cursor is None:
+                    raise ValueError("the server no longer has /events: --follow cannot go on") from None
+                now.cursor = copied.cursor
+            except (TransportError, ServerError, RateLimited) as exc:
+                pause = OUTAGE_WAITS[min(now.failures, len(OUTAGE_WAITS) - 1)]
+                now.failures += 1
+                typer.echo(f"{exc.message}; following again in {pause:.0f} s.", err=True)
+                await asyncio.sleep(pause)
     except asyncio.CancelledError:
         typer.echo("Stopped: the copy is current up to the stored position.")
