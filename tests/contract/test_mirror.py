@@ -379,3 +379,23 @@ def test_the_command_mirrors_and_the_copy_serves_the_same(tmp_path: Path, monkey
             assert [m.model_dump() for m in b.sessions.messages(s.id, include="tool_details")] == \
                 [m.model_dump() for m in a.sessions.messages(s.id, include="tool_details")]
         assert [c.model_dump() for c in b.consumers.list()] == [c.model_dump() for c in a.consumers.list()]
+
+
+async def test_a_postgresql_copy(source: Source, backend: str, request: pytest.FixtureRequest) -> None:
+    if backend != "sqlite":
+        pytest.skip("the source is on SQLite here: the PostgreSQL test database holds the copy")
+    from tests.conftest import _empty_all_tables
+
+    url = request.getfixturevalue("postgres_database")
+    await _empty_all_tables(url)
+    engine = make_engine(url)
+    try:
+        copy = CopyDatabase(engine, source.app_id)
+        first, _ = await mirror_once(source, copy)
+        await random_changes(source, seed=6)
+        second, _ = await mirror_once(source, copy)
+        assert (first.mode, second.mode) == ("full", "feed") and second.events > 0
+        await assert_same(source, copy)
+    finally:
+        await engine.dispose()
+        await _empty_all_tables(url)
