@@ -157,8 +157,13 @@ class CopyDatabase:
     async def ids(self, kind: str, session_id: str | None = None) -> set[str]:
         """Every id of a kind the copy holds (only this session's, for messages and feedback)."""
         table = _TABLES[kind]
-        query = select(table.c.id).where(table.c.app_id == self.app_id)
-        if session_id is not None:
-            query = query.where(table.c.session_id == UUID(session_id))
+        if session_id is None:
+            query = select(table.c.id).where(table.c.app_id == self.app_id)
+        elif kind == "message":
+            # By session alone (a session is one app's): with app_id too, SQLite's planner takes the
+            # (app_id, created_at) index and scans every message of the app (writes/derived.py says the same).
+            query = select(table.c.id).where(table.c.session_id == UUID(session_id))
+        else:
+            query = select(table.c.id).where(table.c.app_id == self.app_id, table.c.session_id == UUID(session_id))
         async with self.engine.connect() as db:
             return {str(value) for value in (await db.execute(query)).scalars()}
