@@ -35,6 +35,7 @@ from chipp_builder.server.compat import build_included_routes
 from chipp_builder.server.config import Settings
 from chipp_builder.server.db.engine import DRIVER_ERRORS, is_disk_full, is_unavailable, make_engine
 from chipp_builder.server.db.fastread import make_reader
+from chipp_builder.server.docs_pages import install_docs
 from chipp_builder.server.mcp_http import PATH as MCP_PATH
 from chipp_builder.server.mcp_http import McpEndpoint
 from chipp_builder.server.middleware import BodySizeLimit, Gzip, HeadAsGet, QueryAndHeaders
@@ -94,6 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Operation ids are the route functions' names (`list_sessions`), unique across the app (openapi.py
         # checks), so generated clients get short method names.
         generate_unique_id_function=operation_id,
+        # /docs is served with Swagger UI's files from this server (docs_pages.py), not FastAPI's CDN links.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     # Requests get the tight statement timeout too, so a silent database is a 503 within the setting.
@@ -116,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(Route(MCP_PATH, endpoint=app.state.mcp, include_in_schema=False))
     _install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     # Inside QueryAndHeaders, so a 413 carries the same security headers as every other response.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(QueryAndHeaders)
