@@ -20,13 +20,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.factories import make_app, message_record, session_record, uid  # noqa: E402
+
 from chipp_builder.server.app import create_app  # noqa: E402
 from chipp_builder.server.config import Settings  # noqa: E402
 from chipp_builder.server.db.migrate import upgrade  # noqa: E402
-from tests.factories import make_app, message_record, session_record, uid  # noqa: E402
 
 
-async def call(app: Any, path: str, query: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[bytes, bytes], int]:
+async def call(
+    app: Any, path: str, query: bytes, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, dict[bytes, bytes], int]:
     """One request straight through the ASGI app: (status, headers, body bytes)."""
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
