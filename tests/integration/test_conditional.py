@@ -81,6 +81,16 @@ async def test_weak_comparison_lists_and_star_match(server: Any, api: Any, spell
     assert response.status_code == 304
 
 
+async def test_star_is_no_304_for_a_page_that_does_not_exist(server: Any, api: Any) -> None:
+    app = await make_app(server, RECORDS, scopes=WRITE)
+    star = _with(app, **{"If-None-Match": "*"})
+    assert (await api.get(app.base + f"/sessions/{S2}", headers=star)).status_code == 304
+    assert (await api.delete(app.base + f"/sessions/{S2}", headers=app.headers)).status_code == 200
+    gone = await api.get(app.base + f"/sessions/{S2}", headers=star)
+    assert gone.status_code == 404 and "etag" not in gone.headers
+    assert (await api.get(app.base + f"/sessions/{uid(9, 9)}", headers=star)).status_code == 404
+
+
 async def test_an_etag_that_does_not_match_gets_the_page(server: Any, api: Any) -> None:
     app = await make_app(server, RECORDS)
     etag = (await get(api, app, "/sessions")).headers["etag"]

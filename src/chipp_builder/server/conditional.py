@@ -63,18 +63,22 @@ def etag_for(head: int, path: str, query: list[tuple[str, Any]], identity: KeyId
     return b'W/"' + blake2b(canonical.encode(), digest_size=12).hexdigest().encode() + b'"'
 
 
-def matches(if_none_match: str, etag: bytes) -> bool:
-    """Weak comparison (RFC 9110 13.1.2) of `etag` with an If-None-Match value: a list, `*`, with or without W/."""
+STAR = "*"
+
+
+def matches(if_none_match: str, etag: bytes) -> bool | str:
+    """Weak comparison (RFC 9110 13.1.2) of `etag` with an If-None-Match value, a list, with or without W/:
+    True when it names the ETag, STAR when it names none but holds `*` (which matches only a page that exists:
+    the route must answer 200 for it to be a 304), else False."""
     opaque = etag[2:].decode()
+    star = False
     for candidate in if_none_match.split(","):
         candidate = candidate.strip()
-        if candidate == "*":
+        if candidate == STAR:
+            star = True
+        elif candidate.removeprefix("W/") == opaque:
             return True
-        if candidate.startswith("W/"):
-            candidate = candidate[2:]
-        if candidate == opaque:
-            return True
-    return False
+    return STAR if star else False
 
 
 def cache_headers(etag: bytes) -> list[tuple[bytes, bytes]]:

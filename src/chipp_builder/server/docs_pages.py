@@ -5,6 +5,7 @@ so /redoc is not served)."""
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
@@ -22,14 +23,16 @@ ASSETS = {
 }
 
 
-def _static_folder() -> Path:
-    return Path(str(files("swagger_ui") / "static"))
+@cache
+def _assets() -> dict[str, bytes]:
+    """The files, read once per process (about 1.5 MB; tests build many apps)."""
+    folder = Path(str(files("swagger_ui") / "static"))
+    return {name: (folder / name).read_bytes() for name in ASSETS}
 
 
 def install_docs(app: FastAPI) -> None:
     """Add /docs, /docs/oauth2-redirect and the page's assets (the app is built with docs_url=None)."""
-    folder = _static_folder()
-    assets = {name: (folder / name).read_bytes() for name in ASSETS}  # read once: about 1.5 MB in all
+    assets = _assets()
     title = f"{app.title} - Swagger UI"
     page = get_swagger_ui_html(
         openapi_url=app.openapi_url or "/openapi.json",

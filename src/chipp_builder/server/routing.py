@@ -37,7 +37,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
 from chipp_builder.server.compat import Dependant, ModelField, effective_route, parameter_validator, route_dependant
-from chipp_builder.server.conditional import cache_headers, etag_for, feed_head, matches, not_modified
+from chipp_builder.server.conditional import STAR, cache_headers, etag_for, feed_head, matches, not_modified
 from chipp_builder.server.deps import count_request
 
 _SCALARS = (str, int, float, bool, UUID, datetime)
@@ -208,8 +208,21 @@ class _Plan:
         etag = etag_for(head, request.scope["path"], [(p.alias, values[p.name]) for p in self.query], identity)
         uncounted = state.pop("uncounted_key", None)
         if uncounted is not None:
-            if matches(request.headers.get("if-none-match", ""), etag):
+            matched = matches(request.headers.get("if-none-match", ""), etag)
+            if matched is True:
                 return await not_modified(request, uncounted, etag)
+            if matched == STAR:
+                # `*` matches any page that exists, which only the page's query can tell (a deleted session's
+                # page is a 404, not a 304): run it, then answer 304 for a 200.
+                try:
+                    response = await self.endpoint(**values)
+                except Exception:
+                    await count_request(request, uncounted)
+                    raise
+                if response.status_code == 200:
+                    return await not_modified(request, uncounted, etag)
+                await count_request(request, uncounted)
+                return response
             await count_request(request, uncounted)
         response = await self.endpoint(**values)
         if response.status_code == 200:
