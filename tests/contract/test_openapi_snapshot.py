@@ -88,6 +88,7 @@ async def test_the_docs_page_is_html(client):
     loaded = re.findall(r'(?:src|href)="([^"]+)"', response.text)
     assert loaded and all(url.startswith("/") for url in loaded), loaded
     assert "https://" not in response.text and "http://" not in response.text
+    assert '"validatorUrl": null' in response.text  # no badge from the public validator either
     for url in loaded:
         if url.startswith("/docs/assets/"):
             asset = await client.get(url)

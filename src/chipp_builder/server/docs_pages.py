@@ -41,6 +41,9 @@ def install_docs(app: FastAPI) -> None:
         swagger_css_url=ASSET_BASE + "swagger-ui.css",
         swagger_favicon_url=ASSET_BASE + "favicon-32x32.png",
         oauth2_redirect_url="/docs/oauth2-redirect",
+        # Swagger UI would otherwise load a badge from its public validator for a spec served under a public
+        # name, a request to the internet that also tells it where the spec lives.
+        swagger_ui_parameters={"validatorUrl": None},
     ).body
     redirect = get_swagger_ui_oauth2_redirect_html().body
 
