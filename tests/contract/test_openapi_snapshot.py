@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,15 @@ async def test_the_docs_page_is_html(client):
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "/openapi.json" in response.text
+    # Everything the page loads comes from this server: no CDN, so it works with no internet.
+    loaded = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+    assert loaded and all(url.startswith("/") for url in loaded), loaded
+    assert "https://" not in response.text and "http://" not in response.text
+    assert '"validatorUrl": null' in response.text  # no badge from the public validator either
+    for url in loaded:
+        if url.startswith("/docs/assets/"):
+            asset = await client.get(url)
+            assert asset.status_code == 200 and len(asset.content) > 1000, url
 
 
 async def test_every_query_parameter_has_a_description(doc):

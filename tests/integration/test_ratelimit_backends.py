@@ -18,6 +18,7 @@ from chipp_builder.server.app import create_app
 from chipp_builder.server.config import Settings
 from chipp_builder.server.ratelimit import (
     WINDOW_SECONDS,
+    CounterUnavailable,
     FallbackCounter,
     MemoryCounter,
     RateLimiter,
@@ -100,6 +101,15 @@ async def test_limiter_admits_exactly_the_limit(counter: WindowCounter) -> None:
     assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0, 0, 0]
     assert {d.reset_at for d in decisions} == {(WINDOW + 1) * WINDOW_SECONDS}
     assert decisions[-1].retry_after == math.ceil((WINDOW + 1) * WINDOW_SECONDS - NOW) == 50
+
+
+async def test_conditional_requests_count_apart_and_show_the_keys_own_count(counter: WindowCounter) -> None:
+    limiter = RateLimiter(counter, limit=2)
+    await limiter.check("key:a", now=NOW)
+    decisions = [await limiter.check_conditional("key:a", now=NOW) for _ in range(21)]
+    assert [d.allowed for d in decisions] == [True] * 20 + [False]  # ten times the limit
+    assert {d.remaining for d in decisions} == {1}  # the key's own count, not counted by them
+    assert (await limiter.check("key:a", now=NOW)).remaining == 0
 
 
 async def test_limiter_starts_again_at_the_next_utc_minute(counter: WindowCounter) -> None:
@@ -204,3 +214,25 @@ async def test_http_failed_authentication_is_limited_per_address(
     bad = {"Authorization": "Bearer chipp_" + "0" * 32}
     statuses = [(await client.get(f"/api/v1/apps/{app_id}/tags", headers=bad)).status_code for _ in range(4)]
     assert statuses == [401, 401, 401, 429]
+
+
+class _Down:
+    """A shared counter that cannot be reached."""
+
+    async def hit(self, key: str, window: int, ttl: int) -> int:
+        raise CounterUnavailable("down")
+
+    async def hit_and_peek(self, key: str, other: str, window: int, ttl: int) -> tuple[int, int]:
+        raise CounterUnavailable("down")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_conditional_counts_fall_back_to_memory_while_the_shared_counter_is_down() -> None:
+    counter = FallbackCounter(_Down(), MemoryCounter(), retry_seconds=60)
+    limiter = RateLimiter(counter, limit=3)
+    await limiter.check("key:a", now=NOW)
+    decision = await limiter.check_conditional("key:a", now=NOW)
+    assert decision.allowed and decision.remaining == 2 and counter.degraded
+    assert (await limiter.check_conditional("key:a", now=NOW)).remaining == 2

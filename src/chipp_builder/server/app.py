@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from chipp_builder import __version__
@@ -34,9 +35,10 @@ from chipp_builder.server.compat import build_included_routes
 from chipp_builder.server.config import Settings
 from chipp_builder.server.db.engine import DRIVER_ERRORS, is_disk_full, is_unavailable, make_engine
 from chipp_builder.server.db.fastread import make_reader
+from chipp_builder.server.docs_pages import install_docs
 from chipp_builder.server.mcp_http import PATH as MCP_PATH
 from chipp_builder.server.mcp_http import McpEndpoint
-from chipp_builder.server.middleware import BodySizeLimit, QueryAndHeaders
+from chipp_builder.server.middleware import BodySizeLimit, Gzip, HeadAsGet, QueryAndHeaders
 from chipp_builder.server.openapi import install_openapi, operation_id
 from chipp_builder.server.params import message_for
 from chipp_builder.server.ratelimit import MemoryCounter, RateLimiter, WindowCounter
@@ -49,6 +51,10 @@ log = logging.getLogger("chipp_builder")
 DESCRIPTION = """A self-hosted Builder API: read an AI chat app's sessions, messages, consumers, feedback,
 tags, knowledge sources, memories and analytics. Every request carries `Authorization: Bearer chipp_…`;
 every error is `{"error": {"code", "message"}}`."""
+
+
+# What a browser page may read of a response (CHIPP_CORS_ORIGINS): the quota, the wait of a 429, the ETag.
+CORS_EXPOSED = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After", "ETag")
 
 
 def make_counter(settings: Settings) -> WindowCounter:
@@ -89,6 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Operation ids are the route functions' names (`list_sessions`), unique across the app (openapi.py
         # checks), so generated clients get short method names.
         generate_unique_id_function=operation_id,
+        # /docs is served with Swagger UI's files from this server (docs_pages.py), not FastAPI's CDN links.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     # Requests get the tight statement timeout too, so a silent database is a 503 within the setting.
@@ -111,9 +120,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(Route(MCP_PATH, endpoint=app.state.mcp, include_in_schema=False))
     _install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     # Inside QueryAndHeaders, so a 413 carries the same security headers as every other response.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(QueryAndHeaders)
+    # Outside QueryAndHeaders: gzip compresses the finished body, and a HEAD drops it only after compression,
+    # so its headers are the GET's exactly.
+    app.add_middleware(Gzip, minimum_size=1024)
+    app.add_middleware(HeadAsGet, skip_paths=(MCP_PATH,))
+    origins = settings.cors_origin_list
+    if origins:
+        # Outermost: a preflight is answered before anything else runs.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "HEAD", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=[*CORS_EXPOSED],
+            max_age=600,
+        )
     return app
 
 

@@ -54,6 +54,16 @@ class Settings(BaseSettings):
         "`host` or `host:port`, `host:*` for any port; `*` for any host.",
     )
 
+    cors_origins: str | None = Field(
+        None,
+        description="Origins (comma-separated, or `*`) whose browser pages may call the API (CORS); unset: none.",
+    )
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """CHIPP_CORS_ORIGINS as a list (empty: CORS off)."""
+        return [part.strip().rstrip("/") for part in (self.cors_origins or "").split(",") if part.strip()]
+
     @property
     def mcp_hosts(self) -> list[str]:
         """CHIPP_MCP_ALLOWED_HOSTS as a list."""

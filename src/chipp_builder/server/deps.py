@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chipp_builder.errors import AuthenticationError, Forbidden, InvalidRequest, RateLimited
+from chipp_builder.errors import APIError, AuthenticationError, Forbidden, InvalidRequest, RateLimited
 from chipp_builder.server.auth import KeyIdentity, check_app, lookup_key, presented_key
 from chipp_builder.server.compat import route_dependant
 from chipp_builder.server.db.fastread import Reader
@@ -96,17 +97,41 @@ async def _identify(
         identity = await lookup_key(reader, key)
     except AuthenticationError as error:
         raise await refuse_unauthenticated(request, error) from None
-    decision = await request.app.state.limiter.check("key:" + str(identity.key_id))
+    if getattr(request.scope.get("route"), "conditional", False) and "if-none-match" in request.headers:
+        # It may end in a 304, which the key's limit does not count: the route counts it once it knows
+        # (routing.py, conditional.py). Refused before then, the request counts as any other.
+        request.state.uncounted_key = identity.key_id
+        try:
+            _authorize(request, identity, resource, level, any_of)
+        except APIError:
+            await count_request(request, identity.key_id)
+            raise
+        request.state.identity = identity
+        return identity
+    await count_request(request, identity.key_id)
+    _authorize(request, identity, resource, level, any_of)
+    request.state.identity = identity  # the ETag of a conditional route names its scopes
+    return identity
+
+
+async def count_request(request: Request, key_id: UUID) -> None:
+    """Count the request against its key's limit: a 429 past it, else the X-RateLimit-* headers to send."""
+    decision = await request.app.state.limiter.check("key:" + str(key_id))
     if not decision.allowed:
         raise RateLimited("Rate limit exceeded", retry_after=decision.retry_after)
     request.state.ratelimit_headers = decision.headers()
+
+
+def _authorize(
+    request: Request, identity: KeyIdentity, resource: str | None, level: str, any_of: tuple[str, ...]
+) -> None:
+    """App match, scope, repeated parameters: the checks after the key is known."""
     check_app(identity, request.path_params.get("app_id", ""))
     if resource is not None:
         identity.require(resource, level)
     elif not any(identity.can_read(name) for name in any_of):
         raise Forbidden(f"API key lacks read access to all of {', '.join(any_of)}")
     _reject_repeated_parameters(request)
-    return identity
 
 
 async def get_reader(request: Request) -> Reader:

@@ -1,10 +1,12 @@
 """ASGI middleware: an encoded slash in a path refused, empty query values dropped, rate-limit and security
-headers added to every response (and the whole `Allow` to a 405), and request bodies capped in size."""
+headers added to every response (and the whole `Allow` to a 405), request bodies capped in size, HEAD
+answered as GET without the body, and gzip for clients that accept it."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from starlette.middleware.gzip import GZipResponder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chipp_builder.errors import InvalidRequest, NotFound, PayloadTooLarge
@@ -130,3 +132,74 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, counted_receive, send)
+
+
+class HeadAsGet:
+    """Answer HEAD on every GET route: the request runs as the GET, whose status and headers (Content-Length
+    and ETag included) are sent without the body. /mcp keeps its own methods (a GET there is a stream)."""
+
+    def __init__(self, app: ASGIApp, skip_paths: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.skip_paths = skip_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD" or scope["path"] in self.skip_paths:
+            await self.app(scope, receive, send)
+            return
+        scope["method"] = "GET"
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await send(message)
+
+        await self.app(scope, receive, send_headers_only)
+
+
+class Gzip:
+    """gzip for bodies of `minimum_size` bytes or more when the request accepts it (Starlette's compressor).
+
+    Why not Starlette's GZipMiddleware as is: for a request that does not accept gzip it still wraps the
+    response (parsing its headers, adding `Vary`), work on every request of clients that never compress. Here
+    such a request passes straight through; the app's own responses already say `Vary: Accept-Encoding`."""
+
+    def __init__(self, app: ASGIApp, minimum_size: int = 1024, compresslevel: int = 6) -> None:
+        self.app = app
+        self.minimum_size = minimum_size
+        self.compresslevel = compresslevel
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _accepts_gzip(scope):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_one_vary(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = _merged_vary(message.get("headers", []))
+            await send(message)
+
+        responder = GZipResponder(self.app, self.minimum_size, compresslevel=self.compresslevel)
+        await responder(scope, receive, send_one_vary)
+
+
+def _accepts_gzip(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"accept-encoding":
+            return b"gzip" in value
+    return False
+
+
+def _merged_vary(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """One `Vary` naming each field once (the compressor appends Accept-Encoding to the app's own Vary)."""
+    varies = [v for k, v in headers if k.lower() == b"vary"]
+    if len(varies) < 2 and not any(v.count(b"Accept-Encoding") > 1 for v in varies):
+        return headers
+    names: list[bytes] = []
+    for value in varies:
+        for name in value.split(b","):
+            name = name.strip()
+            if name and name.lower() not in (known.lower() for known in names):
+                names.append(name)
+    return [*((k, v) for k, v in headers if k.lower() != b"vary"), (b"vary", b", ".join(names))]

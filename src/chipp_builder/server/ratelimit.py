@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 WINDOW_SECONDS = 60
+CONDITIONAL_CEILING = 10  # requests answered 304 per window: this many times the limit (SPEC section 12)
 
 log = logging.getLogger("chipp_builder.ratelimit")
 
@@ -22,6 +23,10 @@ class WindowCounter(Protocol):
 
     async def hit(self, key: str, window: int, ttl: int) -> int:
         """Count one request of `key` in `window` and return the count so far."""
+        ...
+
+    async def hit_and_peek(self, key: str, other: str, window: int, ttl: int) -> tuple[int, int]:
+        """Count one request of `key` in `window`; return its count and, uncounted, `other`'s."""
         ...
 
     async def close(self) -> None:
@@ -45,6 +50,10 @@ class MemoryCounter:
         count = self._counts.get((key, window), 0) + 1
         self._counts[(key, window)] = count
         return count
+
+    async def hit_and_peek(self, key: str, other: str, window: int, ttl: int) -> tuple[int, int]:
+        """Count `key` in this process; return its count and `other`'s."""
+        return await self.hit(key, window, ttl), self._counts.get((other, window), 0)
 
     async def close(self) -> None:
         """Forget every count."""
@@ -72,27 +81,50 @@ class FallbackCounter:
         """Whether requests are being counted locally because the primary is unreachable."""
         return self._retry_at is not None
 
-    async def hit(self, key: str, window: int, ttl: int) -> int:
-        """Count on the primary when it answers, else locally."""
+    def _primary_due(self) -> bool:
+        """Whether to ask the primary: it is healthy, or this request is the probe (which pushes the next one
+        out, so concurrent requests do not all wait)."""
+        if self._retry_at is None:
+            return True
         now = time.monotonic()
-        if self._retry_at is not None:
-            if now < self._retry_at:
-                return await self.fallback.hit(key, window, ttl)
-            # This request is the probe; push the next one out so concurrent requests do not all wait.
-            self._retry_at = now + self.retry_seconds
-        try:
-            count = await self.primary.hit(key, window, ttl)
-        except CounterUnavailable as exc:
-            if self._retry_at is None:
-                log.warning(
-                    "rate-limit counter unreachable (%s); counting per process until it returns", exc
-                )
-            self._retry_at = time.monotonic() + self.retry_seconds
-            return await self.fallback.hit(key, window, ttl)
+        if now < self._retry_at:
+            return False
+        self._retry_at = now + self.retry_seconds
+        return True
+
+    def _lost(self, exc: CounterUnavailable) -> None:
+        if self._retry_at is None:
+            log.warning("rate-limit counter unreachable (%s); counting per process until it returns", exc)
+        self._retry_at = time.monotonic() + self.retry_seconds
+
+    def _reached(self) -> None:
         if self._retry_at is not None:
             self._retry_at = None
             log.info("rate-limit counter reachable again; counting shared windows")
+
+    async def hit(self, key: str, window: int, ttl: int) -> int:
+        """Count on the primary when it answers, else locally."""
+        if not self._primary_due():
+            return await self.fallback.hit(key, window, ttl)
+        try:
+            count = await self.primary.hit(key, window, ttl)
+        except CounterUnavailable as exc:
+            self._lost(exc)
+            return await self.fallback.hit(key, window, ttl)
+        self._reached()
         return count
+
+    async def hit_and_peek(self, key: str, other: str, window: int, ttl: int) -> tuple[int, int]:
+        """As hit: on the primary when it answers, else locally."""
+        if not self._primary_due():
+            return await self.fallback.hit_and_peek(key, other, window, ttl)
+        try:
+            counts = await self.primary.hit_and_peek(key, other, window, ttl)
+        except CounterUnavailable as exc:
+            self._lost(exc)
+            return await self.fallback.hit_and_peek(key, other, window, ttl)
+        self._reached()
+        return counts
 
     async def close(self) -> None:
         """Close both counters."""
@@ -141,4 +173,19 @@ class RateLimiter:
             remaining=max(0, self.limit - count),
             reset_at=reset_at,
             retry_after=retry_after,
+        )
+
+    async def check_conditional(self, key: str, now: float | None = None) -> Decision:
+        """Count a request answered 304 against its own ceiling (ten times the limit), not against `key`'s
+        limit; the decision's headers show `key`'s own count, unchanged."""
+        now = time.time() if now is None else now
+        window = int(now // WINDOW_SECONDS)
+        reset_at = (window + 1) * WINDOW_SECONDS
+        conditional, count = await self.counter.hit_and_peek("304:" + key, key, window, WINDOW_SECONDS * 2)
+        return Decision(
+            allowed=conditional <= self.limit * CONDITIONAL_CEILING,
+            limit=self.limit,
+            remaining=max(0, self.limit - count),
+            reset_at=reset_at,
+            retry_after=max(1, math.ceil(reset_at - now)),
         )

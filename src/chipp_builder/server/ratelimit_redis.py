@@ -19,6 +19,15 @@ end
 return count
 """
 
+# The 304's count: its own key counted as above, and the key's own count read (not counted), in one round trip.
+_HIT_AND_PEEK_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return {count, tonumber(redis.call('GET', KEYS[2]) or '0')}
+"""
+
 DEFAULT_PREFIX = "chipp:ratelimit:"
 
 
@@ -52,6 +61,7 @@ class RedisCounter:
         )
         self._client = Redis.from_pool(pool)
         self._hit = self._client.register_script(_HIT_SCRIPT)
+        self._hit_and_peek = self._client.register_script(_HIT_AND_PEEK_SCRIPT)
 
     def key_for(self, key: str, window: int) -> str:
         """The Redis key holding `key`'s count in `window`."""
@@ -63,6 +73,15 @@ class RedisCounter:
             # EVALSHA: one round trip (the script is loaded once, on the first NOSCRIPT answer).
             return int(await self._hit(keys=[self.key_for(key, window)], args=[ttl]))
         except (RedisError, OSError) as exc:  # OSError covers TimeoutError and refused connections
+            raise CounterUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def hit_and_peek(self, key: str, other: str, window: int, ttl: int) -> tuple[int, int]:
+        """Count `key` across every process; return its count and `other`'s (uncounted)."""
+        try:
+            keys = [self.key_for(key, window), self.key_for(other, window)]
+            count, peeked = await self._hit_and_peek(keys=keys, args=[ttl])
+            return int(count), int(peeked)
+        except (RedisError, OSError) as exc:
             raise CounterUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def close(self) -> None:

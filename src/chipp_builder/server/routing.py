@@ -37,6 +37,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
 from chipp_builder.server.compat import Dependant, ModelField, effective_route, parameter_validator, route_dependant
+from chipp_builder.server.conditional import STAR, cache_headers, etag_for, feed_head, matches, not_modified
+from chipp_builder.server.deps import count_request
 
 _SCALARS = (str, int, float, bool, UUID, datetime)
 _MISSING = object()
@@ -159,6 +161,7 @@ class _Plan:
     request_param: str | None
     path: tuple[_Parameter, ...]
     query: tuple[_Parameter, ...]
+    conditional: bool = False  # a GET of the app API: ETag on its 200s, 304 for a matching If-None-Match
 
     async def run(self, request: Request) -> Any:
         """Solve the dependencies, validate the parameters, call the endpoint."""
@@ -184,10 +187,54 @@ class _Plan:
                 else:
                     values[parameter.name] = value
         if errors:
+            if self.conditional:
+                await _count_deferred(request)
             raise RequestValidationError(errors)
         if self.request_param is not None:
             values[self.request_param] = request
+        if self.conditional:
+            return await self._conditional(request, values)
         return await self.endpoint(**values)
+
+    async def _conditional(self, request: Request, values: dict[str, Any]) -> Response:
+        """The endpoint behind its ETag (conditional.py): worked out from the feed head before the page's
+        query, a 304 when If-None-Match names it; else the page, counted then, with the ETag added to a 200."""
+        state = request.scope["state"]
+        identity = state.get("identity")
+        if identity is None:  # a route without a key (none today): no ETag to work out
+            response: Response = await self.endpoint(**values)
+            return response
+        head = await feed_head(request.app.state.reader, identity.app_id)
+        etag = etag_for(head, request.scope["path"], [(p.alias, values[p.name]) for p in self.query], identity)
+        uncounted = state.pop("uncounted_key", None)
+        if uncounted is not None:
+            matched = matches(request.headers.get("if-none-match", ""), etag)
+            if matched is True:
+                return await not_modified(request, uncounted, etag)
+            if matched == STAR:
+                # `*` matches any page that exists, which only the page's query can tell (a deleted session's
+                # page is a 404, not a 304): run it, then answer 304 for a 200.
+                try:
+                    response = await self.endpoint(**values)
+                except Exception:
+                    await count_request(request, uncounted)
+                    raise
+                if response.status_code == 200:
+                    return await not_modified(request, uncounted, etag)
+                await count_request(request, uncounted)
+                return response
+            await count_request(request, uncounted)
+        response = await self.endpoint(**values)
+        if response.status_code == 200:
+            response.raw_headers.extend(cache_headers(etag))
+        return response
+
+
+async def _count_deferred(request: Request) -> None:
+    """Count a conditional request refused before its ETag was known, as any other request."""
+    uncounted = request.scope["state"].pop("uncounted_key", None)
+    if uncounted is not None:
+        await count_request(request, uncounted)
 
 
 def _returns_response(endpoint: Callable[..., Any]) -> bool:
@@ -200,7 +247,7 @@ def _returns_response(endpoint: Callable[..., Any]) -> bool:
     return isinstance(returned, type) and issubclass(returned, Response)
 
 
-def plan_for(dependant: Dependant) -> _Plan:
+def plan_for(dependant: Dependant, conditional: bool = False) -> _Plan:
     """The plan of a route's dependant; UnplannableRoute, naming the reason, when FastAPI's general handler
     would have to serve it."""
     reason = _not_plain_async(dependant, "the endpoint")
@@ -214,6 +261,7 @@ def plan_for(dependant: Dependant) -> _Plan:
         request_param=dependant.request_param_name,
         path=tuple(_parameter(field, "path") for field in dependant.path_params),
         query=tuple(_parameter(field, "query") for field in dependant.query_params),
+        conditional=conditional,
     )
 
 
@@ -222,6 +270,8 @@ class PlannedRoute(fastapi_routing.APIRoute):
     when it is built, any other route that cannot keeps FastAPI's handler."""
 
     planned: bool = False
+    etags: typing.ClassVar[bool] = False  # ConditionalRoute: its GETs answer conditional requests
+    conditional: bool = False  # this route's: a GET of a class with etags (read by deps.py before the plan)
 
     def get_route_handler(self) -> Callable[[Request], typing.Coroutine[Any, Any, Response]]:
         """The planned handler, or FastAPI's for a non-GET route (as included, with any router dependencies)
@@ -236,9 +286,10 @@ class PlannedRoute(fastapi_routing.APIRoute):
                 raise UnplannableRoute("FastAPI gave the route no Dependant (see server/compat.py)")
             if route.body_field is not None:
                 raise UnplannableRoute("the route takes a body")
-            plan = plan_for(dependant)
+            self.conditional = self.etags and "GET" in (self.methods or ())
+            plan = plan_for(dependant, self.conditional)
         except UnplannableRoute as error:
-            self.planned = False
+            self.planned = self.conditional = False
             if "GET" in (self.methods or ()):
                 raise UnplannableRoute(f"GET {route.path} cannot take the planned handler: {error}") from None
             return general
@@ -253,3 +304,10 @@ class PlannedRoute(fastapi_routing.APIRoute):
             return response
 
         return handler
+
+
+class ConditionalRoute(PlannedRoute):
+    """A PlannedRoute whose GET answers conditional requests (conditional.py): a weak ETag on every 200, and a
+    304 for an If-None-Match that names it."""
+
+    etags = True

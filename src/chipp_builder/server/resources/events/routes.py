@@ -19,7 +19,9 @@ from chipp_builder.server.resources.common import AppIdPath, app_router
 from chipp_builder.server.resources.events import queries
 from chipp_builder.server.responses import json_response
 
-router = app_router("events")
+# No ETags on the feed: a long poll (`wait`) must wait for the next event, where a 304 would answer at once;
+# and a feed reader's cursor already says what it has seen.
+router = app_router("events", etags=False)
 FeedKey = Annotated[KeyIdentity, Depends(require_any_read(tuple(dict.fromkeys(EVENT_KINDS.values()))))]
 # How often a long poll re-reads the feed's head when no write of this process wakes it (writes of other
 # workers and hosts): the longest delay a follower sees for them.
