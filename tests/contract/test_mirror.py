@@ -302,6 +302,13 @@ async def test_follow_applies_changes_as_they_come_and_outlasts_an_outage(
         source.transport.fail_after = None
         two = await w.conversations.log([{"role": "user", "content": "after the outage"}])
         assert await copied(str(two.session_id))
+    # The position is stored just after the changes it covers commit: wait for it before stopping the follower
+    # (stopped in between, the next run applies those events again, which is harmless).
+    latest = await source.client.events.latest()
+    for _ in range(200):
+        if (await copy.prepare(SOURCE) or {}).get("cursor") == latest:
+            break
+        await asyncio.sleep(0.05)
     follower.cancel()
     await follower
     shown = capsys.readouterr()
