@@ -3,63 +3,22 @@ After a write through either, no conditional read through either answers 304 for
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from chipp_builder.server.db.engine import make_engine
-from chipp_builder.server.db.migrate import upgrade
-from chipp_builder.server.resources.apps import queries as apps
-from tests.conftest import REDIS_URL, _require_service
-from tests.integration import test_workers
-from tests.integration.test_workers import _free_port, _wait_until_serving
+from tests.integration.test_feed_workers import serve_workers
 
 TRIES = 40  # writes, each followed by conditional reads over fresh connections
 
 
 @pytest.fixture
-async def two_workers(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[str, str, str]]:
+async def two_workers(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[str, str, str]]:
     """`uvicorn --workers 2` over the test's database with Redis; (base URL, app id, raw key)."""
-    monkeypatch.setattr(test_workers, "WORKERS", 2)  # what _wait_until_serving waits for
-    _require_service("redis", REDIS_URL)
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        async with engine.begin() as db:
-            created = await apps.create_app(db, "Conditional workers")
-            key = await apps.create_key(db, created["id"], "writer", {"sessions": "write"})
-    finally:
-        await engine.dispose()
-    port = _free_port()
-    env = {name: value for name, value in os.environ.items() if not name.startswith("CHIPP_")}
-    env.update(CHIPP_DATABASE_URL=database_url, CHIPP_REDIS_URL=REDIS_URL or "",
-               CHIPP_REDIS_PREFIX=f"chipp-test:{uuid.uuid4().hex}:", CHIPP_RATE_LIMIT="1000000")
-    log_path = tmp_path / "uvicorn.log"
-    log = log_path.open("wb")
-    command = [sys.executable, "-m", "uvicorn", "chipp_builder.server.app:create_app", "--factory",
-               "--workers", "2", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await _wait_until_serving(base, process, log_path)
-        yield base, str(created["id"]), str(key["rawKey"])
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+    async with serve_workers(database_url, tmp_path, 2, "Conditional workers") as served:
+        yield served
 
 
 async def test_no_worker_answers_304_for_a_page_another_changed(two_workers: tuple[str, str, str]) -> None:

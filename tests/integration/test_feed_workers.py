@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +28,18 @@ WORKERS = 4
 WRITES = 60  # conversations/log requests, each a new session with one message: two events
 
 
-@pytest.fixture
-async def feed_workers(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[str, str, str]]:
-    """`uvicorn --workers 4` over the test's database with Redis; (base URL, app id, raw key)."""
+@asynccontextmanager
+async def serve_workers(
+    database_url: str, tmp_path: Path, workers: int, name: str
+) -> AsyncIterator[tuple[str, str, str]]:
+    """`uvicorn --workers N` over a database with Redis and an app with a write key; (base URL, app id, raw key).
+    Shared by the tests that need several real processes (here and test_conditional_workers.py)."""
     _require_service("redis", REDIS_URL)
     upgrade(database_url)
     engine = make_engine(database_url)
     try:
         async with engine.begin() as db:
-            created = await apps.create_app(db, "Feed workers")
+            created = await apps.create_app(db, name)
             key = await apps.create_key(db, created["id"], "writer", {"sessions": "write"})
     finally:
         await engine.dispose()
@@ -46,11 +50,11 @@ async def feed_workers(database_url: str, tmp_path: Path) -> AsyncIterator[tuple
     log_path = tmp_path / "uvicorn.log"
     log = log_path.open("wb")
     command = [sys.executable, "-m", "uvicorn", "chipp_builder.server.app:create_app", "--factory",
-               "--workers", str(WORKERS), "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+               "--workers", str(workers), "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        await _wait_until_serving(base, process, log_path)
+        await _wait_until_serving(base, process, log_path, workers)
         yield base, str(created["id"]), str(key["rawKey"])
     finally:
         process.send_signal(signal.SIGTERM)
@@ -60,6 +64,13 @@ async def feed_workers(database_url: str, tmp_path: Path) -> AsyncIterator[tuple
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+
+
+@pytest.fixture
+async def feed_workers(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[str, str, str]]:
+    """Four workers over the test's database with Redis."""
+    async with serve_workers(database_url, tmp_path, WORKERS, "Feed workers") as served:
+        yield served
 
 
 async def test_followers_on_any_worker_see_every_event_once(feed_workers: tuple[str, str, str]) -> None:

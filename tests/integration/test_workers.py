@@ -100,7 +100,9 @@ async def workers(database_file: str, redis_prefix: str, tmp_path: Path) -> Asyn
         log.close()
 
 
-async def _wait_until_serving(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+async def _wait_until_serving(
+    base: str, process: subprocess.Popen[bytes], log_path: Path, workers: int = WORKERS
+) -> None:
     # Every worker must be up, or the load would meet fewer processes than the test claims.
     deadline = time.monotonic() + START_TIMEOUT
     async with httpx.AsyncClient(base_url=base, timeout=2.0) as client:
@@ -110,12 +112,12 @@ async def _wait_until_serving(base: str, process: subprocess.Popen[bytes], log_p
             started = log_path.read_text().count("Application startup complete")
             try:
                 # An unknown route is answered (404) before authentication: polling spends no rate limit.
-                if started >= WORKERS and (await client.get("/ready-probe")).status_code == 404:
+                if started >= workers and (await client.get("/ready-probe")).status_code == 404:
                     return
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.1)
-    raise RuntimeError(f"uvicorn did not start {WORKERS} workers in time: {log_path.read_text()}")
+    raise RuntimeError(f"uvicorn did not start {workers} workers in time: {log_path.read_text()}")
 
 
 async def _away_from_a_window_boundary(margin: float = 10.0) -> None:

@@ -46,6 +46,7 @@ from chipp_builder.mcp_server.support import (
 )
 from chipp_builder.schemas.analytics import GroupBy, TokenUsage, Usage
 from chipp_builder.schemas.common import CursorPagination, Role, Source, WireModel
+from chipp_builder.schemas.events import EventType
 from chipp_builder.schemas.knowledge_sources import KnowledgeSourceStatus, KnowledgeSourceType
 from chipp_builder.schemas.sessions import Message
 
@@ -75,15 +76,6 @@ MaxChars = Annotated[
 SessionId = Annotated[UUID, Field(description="A session's id (a UUID).")]
 ConsumerId = Annotated[UUID, Field(description="A consumer's id (a UUID).")]
 Rating = Literal[-1, 0, 1]
-EventType = Literal[
-    "session.created", "session.updated", "session.deleted",
-    "message.created", "message.updated", "message.deleted",
-    "consumer.created", "consumer.updated", "consumer.deleted",
-    "feedback.created", "feedback.updated", "feedback.deleted",
-    "tag.created", "tag.updated", "tag.deleted",
-    "knowledge_source.created", "knowledge_source.updated", "knowledge_source.deleted",
-    "memory.created", "memory.updated", "memory.deleted",
-]
 
 
 class _SearchEnvelope(WireModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 from uuid import UUID
 
 from pydantic import Field
@@ -19,9 +19,6 @@ EVENT_KINDS: dict[str, str] = {
     "knowledge_source": "knowledge_sources",
     "memory": "memories",
 }
-ACTIONS = ("created", "updated", "deleted")
-EVENT_TYPES: tuple[str, ...] = tuple(f"{kind}.{action}" for kind in EVENT_KINDS for action in ACTIONS)
-
 EventType = Literal[
     "session.created", "session.updated", "session.deleted",
     "message.created", "message.updated", "message.deleted",
@@ -31,6 +28,7 @@ EventType = Literal[
     "knowledge_source.created", "knowledge_source.updated", "knowledge_source.deleted",
     "memory.created", "memory.updated", "memory.deleted",
 ]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 
 class Event(WireModel):
