@@ -1,7 +1,7 @@
 """Benchmark data: one big demo app plus 20 small ones per size, built once and cached.
 
-SQLite files live in benchmarks/.data/<size>.db; PostgreSQL databases are named chipp_bench_<size> next to
-the given admin database and are kept. Each build writes a manifest, benchmarks/.data/<backend>-<size>.json,
+SQLite files live in benchmarks/.data/<size>.db; PostgreSQL databases are named chipp_bench_<size> (plus
+CHIPP_BENCH_PG_SUFFIX, when several checkouts share one server) next to the given admin database and are kept. Each build writes a manifest, benchmarks/.data/<backend>-<size>.json,
 holding what was built (app ids, an API key made with the project's own create_key, row counts, load times);
 a build with a manifest is reused. The server is run with CHIPP_RATE_LIMIT raised so the key never sees 429.
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -37,6 +38,8 @@ SIZES = {"small": 10_000, "medium": 100_000, "large": 1_000_000}
 SIDE_APPS, SIDE_SESSIONS = 20, 1_000
 MAIN_SEED, SIDE_SEED = 7, 1_000
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+# Several checkouts on one PostgreSQL server each give theirs a suffix, so no build drops another's database.
+PG_SUFFIX = os.environ.get("CHIPP_BENCH_PG_SUFFIX", "")
 FORMAT = 1  # bump when the layout of the built data changes, to rebuild every cache
 
 
@@ -72,7 +75,12 @@ def database_url(backend: str, size: str, pg_admin: str = DEFAULT_PG_ADMIN) -> s
     """The URL of the benchmark database for a backend and size."""
     if backend == "sqlite":
         return f"sqlite:///{DATA_DIR / (size + '.db')}"
-    return make_url(pg_admin).set(database=f"chipp_bench_{size}").render_as_string(hide_password=False)
+    return make_url(pg_admin).set(database=pg_database(size)).render_as_string(hide_password=False)
+
+
+def pg_database(size: str) -> str:
+    """The name of the PostgreSQL benchmark database of a size (with this checkout's CHIPP_BENCH_PG_SUFFIX)."""
+    return f"chipp_bench_{size}{PG_SUFFIX}"
 
 
 def load_cached(backend: str, size: str) -> Dataset | None:
@@ -106,7 +114,7 @@ async def _fresh_database(backend: str, size: str, pg_admin: str) -> str:
         for suffix in ("", "-wal", "-shm"):
             Path(str(DATA_DIR / (size + ".db")) + suffix).unlink(missing_ok=True)
     else:
-        name = f"chipp_bench_{size}"
+        name = pg_database(size)
         await execute_outside_transaction(pg_admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await execute_outside_transaction(pg_admin, f"CREATE DATABASE {name}")
     await upgrade_async(url)

@@ -27,6 +27,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 _LUA = """
 local paths = {PATHS}
 wrk.headers["Authorization"] = "{AUTH}"
+{HEADERS}
 if #paths > 0 then
   local i = 0
   request = function()
@@ -250,15 +251,18 @@ def datasette(path: Path, port: int, threads: int, log_dir: Path) -> Server:
     )
 
 
-def _lua(auth: str, paths: list[str]) -> str:
+def _lua(auth: str, paths: list[str], headers: dict[str, str] | None = None) -> str:
     quoted = ", ".join(json.dumps(p) for p in paths)
-    return _LUA.replace("{PATHS}", "{" + quoted + "}").replace("{AUTH}", auth)
+    extra = "\n".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in (headers or {}).items())
+    return _LUA.replace("{PATHS}", "{" + quoted + "}").replace("{AUTH}", auth).replace("{HEADERS}", extra)
 
 
-def wrk(server: Server, path: str | list[str], conns: int, seconds: float, auth: str = "") -> dict[str, Any]:
+def wrk(server: Server, path: str | list[str], conns: int, seconds: float, auth: str = "",
+        headers: dict[str, str] | None = None) -> dict[str, Any]:
     """Load `server` with wrk (one thread) at `conns` connections; return throughput, latency, CPU, errors.
 
-    `path` is one request path, or a list of paths that each connection takes in turn (the mix).
+    `path` is one request path, or a list of paths that each connection takes in turn (the mix); `headers`
+    are sent on every request besides Authorization (If-None-Match, Accept-Encoding).
     """
     paths = path if isinstance(path, list) else []
     url = f"http://127.0.0.1:{server.port}" + ("/" if paths else path)
@@ -266,7 +270,7 @@ def wrk(server: Server, path: str | list[str], conns: int, seconds: float, auth:
         tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script,
         tempfile.NamedTemporaryFile("w+", suffix=".out", delete=False) as out,
     ):
-        script.write(_lua(auth, paths))
+        script.write(_lua(auth, paths, headers))
         script.flush()
         cpu_before, db_before = server.cpu(), postgres_cpu_seconds()
         process = subprocess.Popen(

@@ -7,6 +7,7 @@ and the figures load.wrk returns, plus the SQL floor of the case for our rows.
 from __future__ import annotations
 
 import platform
+import re
 import subprocess
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -268,5 +269,32 @@ def write(path: Path, datasets: list[Row], command: str, commit: str, data_rows:
             "- Datasette serves the `session` table (no consumer join, its default `arrays` shape); "
             "PostgreSQL has no Datasette, so there the comparison is with the floor only.",
             ""]
+    kept = kept_sections(path.read_text()) if path.exists() else []
+    if kept:
+        out += ["## Part two (sections written by their own benchmarks)", "", *kept]
     path.write_text("\n".join(out))
     return "\n".join(["Targets:", *target_md, "", "Ratios:", *ratio_md])
+
+
+# A Part-two benchmark (bench_http.py, ...) writes its figures into RESULTS.md between these two markers, and a
+# regeneration of the rest by run.py keeps them: each section belongs to the benchmark that measures it.
+_BEGIN, _END = "<!-- section: {} -->", "<!-- end of section: {} -->"
+_SECTION = re.compile(r"<!-- section: (?P<name>[\w-]+) -->\n.*?<!-- end of section: (?P=name) -->\n?", re.S)
+
+
+def kept_sections(text: str) -> list[str]:
+    """The benchmark-owned sections of a RESULTS.md, markers included, in order."""
+    return [m.group(0).rstrip("\n") + "\n" for m in _SECTION.finditer(text)]
+
+
+def put_section(path: Path, name: str, markdown: str) -> None:
+    """Write one benchmark's section into RESULTS.md: replaced where it is, else added at the end."""
+    block = f"{_BEGIN.format(name)}\n{markdown.rstrip()}\n{_END.format(name)}\n"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    for found in _SECTION.finditer(text):
+        if found.group("name") == name:
+            path.write_text(text[:found.start()] + block + text[found.end():])
+            return
+    if "## Part two" not in text:
+        text = text.rstrip("\n") + "\n\n## Part two (sections written by their own benchmarks)\n"
+    path.write_text(text.rstrip("\n") + "\n\n" + block)

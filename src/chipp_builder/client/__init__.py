@@ -12,6 +12,7 @@ from chipp_builder.client._async import AsyncClient
 from chipp_builder.client._config import ConfigurationError
 from chipp_builder.client._retry import RetryPolicy
 from chipp_builder.client._sync import Client
+from chipp_builder.client.page_cache import PageCache
 from chipp_builder.client.pagination import AsyncEventFeed, AsyncPage, EventFeed, Page
 from chipp_builder.errors import (
     APIError,
@@ -42,6 +43,6 @@ __all__ = [
     "APIError", "AsyncClient", "AsyncEventFeed", "AsyncPage", "AuthenticationError", "ChippError", "Client",
     "ConfigurationError", "Conflict", "ConnectionFailed", "CursorExpired", "EventFeed", "Expired", "Forbidden",
     "IdempotencyConflict", "InsufficientStorage", "InternalError", "InvalidRequest", "MethodNotAllowed",
-    "NotFound", "Page", "PayloadTooLarge", "RateLimited", "RetryPolicy", "ServerError", "ServiceUnavailable",
-    "TimedOut", "TransportError", "Unauthorized", "UnexpectedStatus",
+    "NotFound", "Page", "PageCache", "PayloadTooLarge", "RateLimited", "RetryPolicy", "ServerError",
+    "ServiceUnavailable", "TimedOut", "TransportError", "Unauthorized", "UnexpectedStatus",
 ]

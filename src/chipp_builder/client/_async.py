@@ -37,6 +37,7 @@ from chipp_builder.client.models import (
     TokenUsage,
     Usage,
 )
+from chipp_builder.client.page_cache import PageCache, page_cache_for
 from chipp_builder.client.pagination import (
     AsyncCursorPage,
     AsyncEventFeed,
@@ -218,6 +219,8 @@ class AsyncClient:
 
     Single results are awaited (`await client.sessions.get(id)`); lists are iterated with `async for`, or
     awaited first to read the first page (`page = await client.feedback.list(); page.pagination.total`).
+    `page_cache=True` (or a PageCache) keeps the pages fetched with their ETags and asks for them again with
+    If-None-Match: a 304 costs nothing against the rate limit and returns the kept page (docs/polling.md).
     """
 
     sessions: AsyncSessionsAPI
@@ -243,6 +246,7 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        page_cache: PageCache | bool | None = None,
     ) -> None:
         if transport is not None and http_client is not None:
             raise ValueError("Pass transport= or http_client=, not both (give the transport to your client)")
@@ -250,7 +254,10 @@ class AsyncClient:
         self.retry = _policy(retry, max_retries)
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout, transport=transport)
-        requester = AsyncRequester(self._http, self.config, self.retry, sleep, dict(headers or {}))
+        # Asked for, the pages fetched are kept with their ETags and asked for again conditionally (a 304 is free).
+        self.page_cache: PageCache | None = page_cache_for(page_cache)
+        requester = AsyncRequester(self._http, self.config, self.retry, sleep, dict(headers or {}),
+                                   self.page_cache)
         self._requester = requester
         self.sessions = AsyncSessionsAPI(requester)
         self.consumers = AsyncConsumersAPI(requester)

@@ -11,12 +11,15 @@ import httpx
 from chipp_builder.client._config import ClientConfig
 from chipp_builder.client._core import USER_AGENT, Call, E, decode, timeout_for, transport_error
 from chipp_builder.client._retry import RetryPolicy
+from chipp_builder.client.page_cache import PageCache
 
 
 class _Base:
-    def __init__(self, config: ClientConfig, policy: RetryPolicy, headers: dict[str, str] | None) -> None:
+    def __init__(self, config: ClientConfig, policy: RetryPolicy, headers: dict[str, str] | None,
+                 page_cache: PageCache | None) -> None:
         self.config = config
         self.policy = policy
+        self.page_cache = page_cache
         self.headers = {
             "Authorization": f"Bearer {config.api_key}",
             "Accept": "application/json",
@@ -35,6 +38,15 @@ class _Base:
             timeout=timeout_for(call, http.timeout),
         )
 
+    def _decode(self, call: Call[E], request: httpx.Request, response: httpx.Response,
+                kept: tuple[str, bytes] | None) -> E:
+        if self.page_cache is None:
+            return decode(call, response)
+        body = self.page_cache.answer(request, response, kept)
+        if response.status_code == 304 and kept is not None:
+            return call.envelope.model_validate_json(body)
+        return decode(call, response)
+
 
 class SyncRequester(_Base):
     """Sends calls over an httpx.Client, retrying as the policy says and sleeping with `sleep`."""
@@ -46,8 +58,9 @@ class SyncRequester(_Base):
         policy: RetryPolicy,
         sleep: Callable[[float], None],
         headers: dict[str, str] | None = None,
+        page_cache: PageCache | None = None,
     ) -> None:
-        super().__init__(config, policy, headers)
+        super().__init__(config, policy, headers, page_cache)
         self.http = http
         self.sleep = sleep
 
@@ -55,8 +68,10 @@ class SyncRequester(_Base):
         """Send a call (retrying when allowed) and return its parsed envelope, or raise its error."""
         attempt = 0
         while True:
+            request = self._build(self.http, call)
+            kept = self.page_cache.prepare(request) if self.page_cache is not None else None
             try:
-                response = self.http.send(self._build(self.http, call))
+                response = self.http.send(request)
             except httpx.HTTPError as exc:
                 delay = self.policy.after_error(call.retry_safe, exc, attempt)
                 if delay is None:
@@ -64,7 +79,7 @@ class SyncRequester(_Base):
             else:
                 delay = self.policy.after_response(call.retry_safe, response, attempt)
                 if delay is None:
-                    return decode(call, response)
+                    return self._decode(call, request, response, kept)
                 response.close()
             self.sleep(delay)
             attempt += 1
@@ -80,8 +95,9 @@ class AsyncRequester(_Base):
         policy: RetryPolicy,
         sleep: Callable[[float], Awaitable[None]],
         headers: dict[str, str] | None = None,
+        page_cache: PageCache | None = None,
     ) -> None:
-        super().__init__(config, policy, headers)
+        super().__init__(config, policy, headers, page_cache)
         self.http = http
         self.sleep = sleep
 
@@ -89,8 +105,10 @@ class AsyncRequester(_Base):
         """Send a call (retrying when allowed) and return its parsed envelope, or raise its error."""
         attempt = 0
         while True:
+            request = self._build(self.http, call)
+            kept = self.page_cache.prepare(request) if self.page_cache is not None else None
             try:
-                response = await self.http.send(self._build(self.http, call))
+                response = await self.http.send(request)
             except httpx.HTTPError as exc:
                 delay = self.policy.after_error(call.retry_safe, exc, attempt)
                 if delay is None:
@@ -98,7 +116,7 @@ class AsyncRequester(_Base):
             else:
                 delay = self.policy.after_response(call.retry_safe, response, attempt)
                 if delay is None:
-                    return decode(call, response)
+                    return self._decode(call, request, response, kept)
                 await response.aclose()
             await self.sleep(delay)
             attempt += 1

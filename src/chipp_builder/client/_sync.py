@@ -37,6 +37,7 @@ from chipp_builder.client.models import (
     TokenUsage,
     Usage,
 )
+from chipp_builder.client.page_cache import PageCache, page_cache_for
 from chipp_builder.client.pagination import CursorPage, EventFeed, OffsetPage, Page, SinglePage
 
 DEFAULT_TIMEOUT = 30.0
@@ -212,6 +213,8 @@ class Client:
     `Client()` reads CHIPP_BASE_URL, CHIPP_API_KEY and CHIPP_APP_ID for any argument not given. Pass
     `transport=` (e.g. httpx.MockTransport) or a ready `http_client=` to control the HTTP layer, `retry=`
     for a custom RetryPolicy and `sleep=` to replace time.sleep between retries.
+    `page_cache=True` (or a PageCache) keeps the pages fetched with their ETags and asks for them again with
+    If-None-Match: a 304 costs nothing against the rate limit and returns the kept page (docs/polling.md).
     """
 
     sessions: SessionsAPI
@@ -237,6 +240,7 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        page_cache: PageCache | bool | None = None,
     ) -> None:
         if transport is not None and http_client is not None:
             raise ValueError("Pass transport= or http_client=, not both (give the transport to your client)")
@@ -244,7 +248,10 @@ class Client:
         self.retry = _policy(retry, max_retries)
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout, transport=transport)
-        requester = SyncRequester(self._http, self.config, self.retry, sleep, dict(headers or {}))
+        # Asked for, the pages fetched are kept with their ETags and asked for again conditionally (a 304 is free).
+        self.page_cache: PageCache | None = page_cache_for(page_cache)
+        requester = SyncRequester(self._http, self.config, self.retry, sleep, dict(headers or {}),
+                                   self.page_cache)
         self._requester = requester
         self.sessions = SessionsAPI(requester)
         self.consumers = ConsumersAPI(requester)

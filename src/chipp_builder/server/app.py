@@ -43,6 +43,7 @@ from chipp_builder.server.openapi import install_openapi, operation_id
 from chipp_builder.server.params import message_for
 from chipp_builder.server.ratelimit import MemoryCounter, RateLimiter, WindowCounter
 from chipp_builder.server.resources import ROUTERS
+from chipp_builder.server.response_cache import make_response_cache
 from chipp_builder.server.responses import error_response
 from chipp_builder.server.writes.events import prune_events
 
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else app.state.primary_reader
     )
     app.state.limiter = RateLimiter(make_counter(settings), settings.rate_limit)
+    app.state.response_cache = make_response_cache(settings.response_cache_mb)
     for router in ROUTERS:
         app.include_router(router)
     build_included_routes(app.router.routes)  # an app GET route that cannot be planned fails here

@@ -54,6 +54,14 @@ class Settings(BaseSettings):
         "`host` or `host:port`, `host:*` for any port; `*` for any host.",
     )
 
+    response_cache_mb: float = Field(
+        16.0,
+        ge=0,
+        le=65536,
+        description="Megabytes of rendered pages each worker keeps in memory, by ETag, to answer a repeated "
+        "GET without its query; it can never serve stale data (the ETag holds the app's data version). 0: off.",
+    )
+
     cors_origins: str | None = Field(
         None,
         description="Origins (comma-separated, or `*`) whose browser pages may call the API (CORS); unset: none.",

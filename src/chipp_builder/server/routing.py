@@ -39,6 +39,7 @@ from starlette.responses import Response
 from chipp_builder.server.compat import Dependant, ModelField, effective_route, parameter_validator, route_dependant
 from chipp_builder.server.conditional import STAR, cache_headers, etag_for, feed_head, matches, not_modified
 from chipp_builder.server.deps import count_request
+from chipp_builder.server.response_cache import ResponseCache
 
 _SCALARS = (str, int, float, bool, UUID, datetime)
 _MISSING = object()
@@ -224,9 +225,14 @@ class _Plan:
                 await count_request(request, uncounted)
                 return response
             await count_request(request, uncounted)
+        pages: ResponseCache | None = request.app.state.response_cache
+        if pages is not None and (kept := pages.get(etag)) is not None:
+            return kept  # counted above as any 200 is; only the query and the rendering are saved
         response = await self.endpoint(**values)
         if response.status_code == 200:
             response.raw_headers.extend(cache_headers(etag))
+            if pages is not None:
+                pages.put(etag, response)
         return response
 
 
