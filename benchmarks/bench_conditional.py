@@ -28,6 +28,9 @@ sys.path.insert(0, str(BENCH_DIR))
 
 from harness import data, load, report  # noqa: E402
 from harness.cases import api_prefix  # noqa: E402
+from harness.floor import longest_session  # noqa: E402
+
+from chipp_builder.server.db.engine import make_engine  # noqa: E402
 
 PORT = 8790
 CONNS = 16
@@ -39,11 +42,13 @@ def _get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]
         return response.status, dict(response.headers.items()), response.read()
 
 
-def _longest_session(dataset: data.Dataset, base: str, auth: dict[str, str]) -> str:
-    """A session with at least 100 messages' worth of page: the first session of the first page that has."""
-    _, _, body = _get(f"{base}/sessions?limit=100", auth)
-    sessions = json.loads(body)["data"]
-    return str(max(sessions, key=lambda s: s["message_count"])["id"])
+async def _longest_session(dataset: data.Dataset) -> str:
+    """The app's longest session (the harness's messages_long case), read from its database."""
+    engine = make_engine(dataset.url)
+    try:
+        return str(await longest_session(engine, dataset.app_id))
+    finally:
+        await engine.dispose()
 
 
 def measure(backend: str, size: str, seconds: float, pg_admin: str, log_dir: Path) -> dict[str, Any]:
@@ -63,7 +68,7 @@ def measure(backend: str, size: str, seconds: float, pg_admin: str, log_dir: Pat
         status, headers, sessions_body = _get(f"{base}/sessions?limit=25", auth)
         assert status == 200, status
         etag = headers["etag"]
-        long_session = _longest_session(dataset, base, auth)
+        long_session = asyncio.run(_longest_session(dataset))
         messages_path = f"{prefix}/sessions/{long_session}/messages?limit=100&include=tool_details"
         _, _, messages_body = _get(f"http://127.0.0.1:{uncached.port}{messages_path}", auth)
         bodies = Path(tempfile.mkstemp(suffix=".json", dir=log_dir)[1])

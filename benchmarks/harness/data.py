@@ -1,9 +1,10 @@
 """Benchmark data: one big demo app plus 20 small ones per size, built once and cached.
 
 SQLite files live in benchmarks/.data/<size>.db; PostgreSQL databases are named chipp_bench_<size> (plus
-CHIPP_BENCH_PG_SUFFIX, when several checkouts share one server) next to the given admin database and are kept. Each build writes a manifest, benchmarks/.data/<backend>-<size>.json,
-holding what was built (app ids, an API key made with the project's own create_key, row counts, load times);
-a build with a manifest is reused. The server is run with CHIPP_RATE_LIMIT raised so the key never sees 429.
+CHIPP_BENCH_PG_SUFFIX, when several checkouts share one server) next to the given admin database and are kept.
+Each build writes a manifest, benchmarks/.data/<backend>-<size>.json, holding what was built (app ids, an API key
+made with the project's own create_key, row counts, load times); a build with a manifest is reused. The server is
+run with CHIPP_RATE_LIMIT raised so the key never sees 429.
 
     python -m harness.data --backend sqlite --size large      # from benchmarks/: build (or reuse) one
 """

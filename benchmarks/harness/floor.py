@@ -42,15 +42,21 @@ class Captured:
     statements: list[tuple[str, Any]] = field(default_factory=list)
 
 
+async def longest_session(engine: Any, app_id: str) -> UUID:
+    """The app's session with the most messages (the newest of them on a tie): the messages_long case's."""
+    async with engine.connect() as db:
+        found: UUID = (await db.execute(
+            select(session.c.id).where(session.c.app_id == UUID(app_id))
+            .order_by(session.c.message_count.desc(), session.c.started_at.desc()).limit(1))).scalar_one()
+    return found
+
+
 async def discover(dataset: Dataset, client: httpx.AsyncClient) -> Targets:
     """Find the request targets: the longest session, a cursor DEEP_ROWS deep, the deep feedback offset."""
     headers = {"Authorization": f"Bearer {dataset.raw_key}"}
     prefix = api_prefix(dataset.app_id)
     engine = client._transport.app.state.engine  # type: ignore[attr-defined]
-    async with engine.connect() as db:
-        long_session = (await db.execute(
-            select(session.c.id).where(session.c.app_id == UUID(dataset.app_id))
-            .order_by(session.c.message_count.desc(), session.c.started_at.desc()).limit(1))).scalar_one()
+    long_session = await longest_session(engine, dataset.app_id)
     depth = min(DEEP_ROWS, dataset.counts["sessions"] - 25)
     walked, cursor = 0, None
     while walked < depth:

@@ -40,11 +40,10 @@ class _Base:
 
     def _decode(self, call: Call[E], request: httpx.Request, response: httpx.Response,
                 kept: tuple[str, bytes] | None) -> E:
-        if self.page_cache is None:
-            return decode(call, response)
-        body = self.page_cache.answer(request, response, kept)
-        if response.status_code == 304 and kept is not None:
-            return call.envelope.model_validate_json(body)
+        if self.page_cache is not None:
+            kept_body = self.page_cache.answer(request, response, kept)
+            if kept_body is not None:  # a 304: the page as it was kept
+                return call.envelope.model_validate_json(kept_body)
         return decode(call, response)
 
 

@@ -37,9 +37,8 @@ class PageCache:
             request.headers["If-None-Match"] = kept[0]
         return kept
 
-    def answer(self, request: httpx.Request, response: httpx.Response, kept: tuple[str, bytes] | None) -> bytes:
-        """The body to decode: the kept one for a 304, else the response's (kept for next time when it is a 200
-        with an ETag)."""
+    def answer(self, request: httpx.Request, response: httpx.Response, kept: tuple[str, bytes] | None) -> bytes | None:
+        """The kept body a 304 stands for; else None, after keeping a 200 GET with an ETag for next time."""
         if response.status_code == 304 and kept is not None:
             self.not_modified += 1
             return kept[1]
@@ -49,7 +48,7 @@ class PageCache:
             self._pages.move_to_end(str(request.url))
             while len(self._pages) > self.max_pages:
                 self._pages.popitem(last=False)
-        return response.content
+        return None
 
 
 def page_cache_for(setting: PageCache | bool | None) -> PageCache | None:

@@ -29,7 +29,6 @@ class ResponseCache:
         self.max_bytes = max_bytes
         self.used_bytes = 0
         self.hits = 0
-        self.misses = 0
         self._pages: OrderedDict[bytes, tuple[bytes, tuple[tuple[bytes, bytes], ...]]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -39,7 +38,6 @@ class ResponseCache:
         """The page kept under `etag` as a new Response, or None."""
         kept = self._pages.get(etag)
         if kept is None:
-            self.misses += 1
             return None
         self._pages.move_to_end(etag)
         self.hits += 1
